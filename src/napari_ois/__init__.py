@@ -1,0 +1,30 @@
+"""napari-ois: click, propagate and correct object masks in videos and stacks.
+
+The public core API lives here and imports no napari, Qt or magicgui, so it can
+run headless (CLI, scripts, batch jobs).
+"""
+
+__version__ = "0.1.0"
+
+from .core.clicks import Click, PromptStore, read_prompts, write_prompts
+from .core.config import AnnotationConfig
+from .core.frames import FrameStack, StackNormalizer
+from .core.segmenter import EmbeddingCache, Prediction, Reference, Segmenter, get_segmenter
+from .core.session import AnnotationSession
+
+__all__ = [
+    "__version__",
+    "AnnotationConfig",
+    "AnnotationSession",
+    "Click",
+    "EmbeddingCache",
+    "FrameStack",
+    "Prediction",
+    "PromptStore",
+    "Reference",
+    "Segmenter",
+    "StackNormalizer",
+    "get_segmenter",
+    "read_prompts",
+    "write_prompts",
+]

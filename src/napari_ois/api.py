@@ -1,0 +1,169 @@
+"""Headless Python API: segment and propagate files with the same engine the widget uses.
+
+>>> from napari_ois.api import propagate_file
+>>> summary = propagate_file("video.mp4", "labels.tif", prompts="clicks.csv", direction="both")
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .core.clicks import Click, read_prompts
+from .core.config import AnnotationConfig
+from .core.errors import InputError
+from .core.frames import FrameStack
+from .core.io import open_image_data, read_labels, write_labels
+from .core.propagation import FrameResult
+from .core.session import AnnotationSession
+
+
+@dataclass
+class RunSummary:
+    """What a headless run did (printed as the CLI's one-line summary)."""
+
+    command: str
+    out: str
+    n_frames: int
+    objects: list[int]
+    frames_annotated: int = 0
+    frames_propagated: int = 0
+    seconds: float = 0.0
+    scores: dict[int, dict[int, float]] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return (
+            f"{self.command}: {len(self.objects)} object(s), {self.n_frames} frame(s), "
+            f"{self.frames_annotated} annotated + {self.frames_propagated} propagated frame(s) "
+            f"in {self.seconds:.1f} s -> {self.out}"
+        )
+
+
+def open_frames(path: str | Path, axis: int = 0, hold: dict[int, int] | None = None) -> FrameStack:
+    """Open any accepted input lazily as a :class:`FrameStack` along ``axis``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Video file, TIFF (2-D/3-D/4-D), folder of frames, single image or zarr.
+    axis : int
+        Frame axis (0 = time for videos and stacks).
+    hold : dict, optional
+        Index held on the other leading axes of 4-D data, e.g. ``{0: t}``.
+    """
+    data, meta = open_image_data(path)
+    return FrameStack(data, axis=axis, rgb=meta.get("rgb"), fixed=hold)
+
+
+def _add_prompts(session: AnnotationSession, clicks: list[Click]) -> int:
+    """Replay clicks in file order; returns the number of annotated (object, frame) pairs."""
+    for click in clicks:
+        session.add_click(click)
+    return len({(c.object_id, c.frame) for c in clicks})
+
+
+def _add_keyframe_masks(session: AnnotationSession, keyframes: np.ndarray) -> int:
+    """Every frame holding non-zero labels is a keyframe of each id in it."""
+    expected = (session.frames.n_frames, *session.frames.shape)
+    if session.frames.n_frames == 1 and keyframes.ndim == 2:
+        keyframes = keyframes[None]
+    if tuple(keyframes.shape) != expected:
+        raise InputError(
+            f"keyframe masks have shape {tuple(keyframes.shape)} but the input needs {expected} "
+            "(one labels frame per input frame)"
+        )
+    count = 0
+    for frame in range(keyframes.shape[0]):
+        plane = np.asarray(keyframes[frame])
+        for object_id in np.unique(plane):
+            if object_id:
+                session.set_keyframe_mask(int(object_id), frame, plane == object_id)
+                count += 1
+    if count == 0:
+        raise InputError("the keyframe masks hold no non-zero label")
+    return count
+
+
+def build_session(
+    input_path: str | Path,
+    config: AnnotationConfig | None = None,
+    hold: dict[int, int] | None = None,
+) -> AnnotationSession:
+    """Open ``input_path`` and make an annotation session over it."""
+    config = (config or AnnotationConfig()).validate()
+    frames = open_frames(input_path, axis=config.axis, hold=hold)
+    return AnnotationSession(frames, config=config)
+
+
+def _frame_labels(session: AnnotationSession) -> np.ndarray:
+    """The labels along the walked axis as (N, Y, X) (what the outputs hold)."""
+    frames = session.frames
+    return np.stack([np.asarray(session.labels[frames.index(f)]) for f in range(frames.n_frames)])
+
+
+def segment_file(
+    input_path: str | Path,
+    out: str | Path,
+    prompts: str | Path,
+    config: AnnotationConfig | None = None,
+    hold: dict[int, int] | None = None,
+) -> RunSummary:
+    """Masks on the frames that have prompts only; writes a labels stack to ``out``."""
+    start = time.perf_counter()
+    clicks = read_prompts(prompts)
+    session = build_session(input_path, config, hold)
+    annotated = _add_prompts(session, clicks)
+    write_labels(out, _frame_labels(session))
+    return RunSummary("segment", str(out), session.frames.n_frames, session.objects(),
+                      frames_annotated=annotated, seconds=time.perf_counter() - start)
+
+
+def propagate_file(
+    input_path: str | Path,
+    out: str | Path,
+    prompts: str | Path | None = None,
+    masks: str | Path | None = None,
+    direction: str = "both",
+    config: AnnotationConfig | None = None,
+    hold: dict[int, int] | None = None,
+    on_frame: Callable[[int, FrameResult], None] | None = None,
+) -> RunSummary:
+    """Annotate from prompts or keyframe masks, propagate every object, write ``out``.
+
+    Parameters
+    ----------
+    prompts, masks : path, exactly one
+        A prompts CSV, or a labels stack (same frame count as the input) whose non-zero
+        frames are keyframes, one object per label id.
+    direction : {"forward", "backward", "both"}
+    on_frame : callable, optional
+        ``on_frame(object_id, result)`` after each propagated frame (progress).
+    """
+    if (prompts is None) == (masks is None):
+        raise InputError("give exactly one of --prompts or --masks")
+    start = time.perf_counter()
+    # Read and check the prompts/masks before touching the (maybe long) input.
+    clicks = read_prompts(prompts) if prompts is not None else None
+    keyframe_masks = read_labels(masks) if masks is not None else None
+    session = build_session(input_path, config, hold)
+    if clicks is not None:
+        annotated = _add_prompts(session, clicks)
+    else:
+        annotated = _add_keyframe_masks(session, keyframe_masks)
+    propagated = 0
+    for object_id in session.objects():
+        def report(result: FrameResult, object_id: int = object_id) -> None:
+            nonlocal propagated
+            propagated += 1
+            if on_frame is not None:
+                on_frame(object_id, result)
+
+        session.run_propagation(object_id, direction, on_frame=report)
+    write_labels(out, _frame_labels(session))
+    return RunSummary("propagate", str(out), session.frames.n_frames, session.objects(),
+                      frames_annotated=annotated, frames_propagated=propagated,
+                      seconds=time.perf_counter() - start, scores=session.scores)

@@ -1,0 +1,1 @@
+"""Headless engine: numpy + torch only (never napari, Qt or magicgui)."""

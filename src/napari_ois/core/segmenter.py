@@ -1,0 +1,187 @@
+"""The Segmenter interface every backend implements, and the bounded embedding cache.
+
+Expensive once, cheap per click: :meth:`Segmenter.encode` runs the heavy part on
+one frame and its result is cached per frame; :meth:`Segmenter.predict` reruns
+only the light prompt path for each click.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from .clicks import Click
+from .errors import BackendUnavailable
+
+
+@dataclass
+class Prediction:
+    """A segmenter's answer for one object on one frame.
+
+    Attributes
+    ----------
+    prob : np.ndarray
+        (Y, X) float32 foreground probability in [0, 1].
+    score : float
+        Quality estimate in [0, 1] (higher = more confident); shown per frame so
+        users can jump to the worst one.
+    """
+
+    prob: np.ndarray
+    score: float
+
+    def mask(self, threshold: float = 0.5) -> np.ndarray:
+        """(Y, X) bool mask ``prob > threshold``."""
+        return self.prob > threshold
+
+
+@dataclass
+class Reference:
+    """The exemplar for propagation: a neighbouring frame's embedding and mask.
+
+    Attributes
+    ----------
+    embedding : Any
+        What :meth:`Segmenter.encode` returned for the reference frame (taken from
+        the cache: no second encoder pass).
+    mask : np.ndarray
+        (Y, X) bool mask of the object on the reference frame.
+    """
+
+    embedding: Any
+    mask: np.ndarray
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """What a backend provides.
+
+    ``image`` arrays are (Y, X, 3) float32 in [0, 1], already normalised
+    consistently over the whole stack (see :class:`~napari_ois.core.frames.StackNormalizer`).
+    """
+
+    name: str
+
+    def encode(self, image: np.ndarray) -> Any:
+        """Run the heavy per-frame part once; the result must have ``nbytes`` (int)."""
+
+    def predict(
+        self,
+        embedding: Any,
+        clicks: Sequence[Click],
+        prev_prob: np.ndarray | None = None,
+        reference: Reference | None = None,
+    ) -> Prediction:
+        """Segment one object on the encoded frame.
+
+        Parameters
+        ----------
+        embedding : Any
+            Result of :meth:`encode` for this frame.
+        clicks : sequence of Click
+            Clicks on this frame for this object, oldest first (may be empty when a
+            reference is given: zero-click propagation).
+        prev_prob : np.ndarray, optional
+            (Y, X) float32 probability from the previous interaction on this frame, or
+            the propagated mask being corrected.
+        reference : Reference, optional
+            Neighbouring frame's embedding and mask (propagation exemplar).
+        """
+
+
+def embedding_nbytes(embedding: Any) -> int:
+    """Bytes held by an embedding; backends expose it as an ``nbytes`` attribute."""
+    try:
+        return int(embedding.nbytes)
+    except AttributeError:
+        raise TypeError(f"{type(embedding).__name__} embeddings must define nbytes") from None
+
+
+class EmbeddingCache:
+    """Per-frame embeddings, least-recently-used first out, bounded by bytes.
+
+    Parameters
+    ----------
+    segmenter : Segmenter
+        Backend whose ``encode`` fills the cache.
+    load_frame : callable
+        ``load_frame(key) -> (Y, X, 3) float32`` image; called only on a miss.
+    max_bytes : int
+        Budget; the most recently used entry is always kept even if larger.
+    """
+
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        load_frame: Callable[[Hashable], np.ndarray],
+        max_bytes: int = 512 * 2**20,
+    ):
+        self.segmenter = segmenter
+        self.load_frame = load_frame
+        self.max_bytes = int(max_bytes)
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self.nbytes = 0
+        self.encode_calls = 0
+
+    def get(self, key: Hashable) -> Any:
+        """The embedding of frame ``key``, encoding it on a miss."""
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key][0]
+        embedding = self.segmenter.encode(self.load_frame(key))
+        self.encode_calls += 1
+        size = embedding_nbytes(embedding)
+        self._entries[key] = (embedding, size)
+        self.nbytes += size
+        while self.nbytes > self.max_bytes and len(self._entries) > 1:
+            _, (_, old_size) = self._entries.popitem(last=False)
+            self.nbytes -= old_size
+        return embedding
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Drop every cached embedding (e.g. after the backend or normalisation changed)."""
+        self._entries.clear()
+        self.nbytes = 0
+
+
+BACKENDS = ("classical", "ois", "grabcut-cv")
+
+
+def get_segmenter(name: str = "classical", device: str = "auto", checkpoint: str | None = None) -> Segmenter:
+    """Build a backend by name.
+
+    Parameters
+    ----------
+    name : {"classical", "ois", "grabcut-cv"}
+        ``classical`` is training-free and always available.
+    device : {"auto", "cpu", "cuda", "mps"}
+        Where torch backends run; ignored by numpy backends.
+    checkpoint : str, optional
+        Path of a model checkpoint for the ``ois`` backend.
+
+    Raises
+    ------
+    BackendUnavailable
+        Unknown name, or a backend that cannot run here (with the reason).
+    """
+    if name == "classical":
+        from .classical import ClassicalSegmenter
+
+        return ClassicalSegmenter()
+    if name == "ois":
+        raise BackendUnavailable(
+            "the 'ois' backend has no trained checkpoint installed yet; "
+            "use --backend classical (the training-free default)"
+        )
+    if name == "grabcut-cv":
+        raise BackendUnavailable("the 'grabcut-cv' peer backend is not available yet")
+    raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

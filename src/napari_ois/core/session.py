@@ -1,0 +1,383 @@
+"""Annotation session: clicks, keyframes, labels and undo/redo over one frame stack.
+
+The napari widget, the CLI and the evaluation's click simulator all drive this one
+class, so what is benchmarked is what users run.
+
+Label writing policy ("preserve other objects"): writing object ``k`` on a frame only
+changes pixels that are background or already ``k``; labels of other objects are never
+overwritten, so no work is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .clicks import Click, PromptStore, validate_click
+from .config import AnnotationConfig
+from .errors import InputError
+from .frames import FrameStack
+from .propagation import FrameResult, propagate
+from .segmenter import EmbeddingCache, Prediction, Reference, Segmenter, get_segmenter
+
+
+def _pack(mask: np.ndarray) -> bytes:
+    """Compress a (Y, X) bool mask; masks are mostly runs, so this is ~100x smaller."""
+    return zlib.compress(np.packbits(mask, axis=None).tobytes(), 1)
+
+
+def _unpack(blob: bytes, shape: tuple[int, int]) -> np.ndarray:
+    bits = np.frombuffer(zlib.decompress(blob), dtype=np.uint8)
+    return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+
+
+@dataclass
+class Action:
+    """One undoable step: a click, a mask set, a propagation run or a clear.
+
+    ``masks`` maps frame -> (packed mask before, packed mask after) of ``object_id``;
+    ``clicks``, ``keyframes`` and ``probs`` hold the before/after state they touched.
+    """
+
+    kind: str
+    object_id: int
+    masks: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
+    clicks: dict[int, tuple[list[Click], list[Click]]] = field(default_factory=dict)
+    keyframes: tuple[frozenset, frozenset] | None = None
+    probs: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    scores: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> list[int]:
+        """Frames whose labels this action changed."""
+        return sorted(self.masks)
+
+
+class AnnotationSession:
+    """State of annotating one frame stack.
+
+    Parameters
+    ----------
+    frames : FrameStack
+        The image frames (lazy), walked along their axis.
+    labels : array-like, optional
+        Integer array with the shape of the image without channels, e.g. (T, Y, X),
+        written in place (numpy or zarr; the napari Labels layer's data). A new uint32
+        numpy array of zeros when None.
+    segmenter : Segmenter, optional
+        Backend; built from ``config.backend`` when None.
+    config : AnnotationConfig, optional
+        Settings; defaults when None.
+    cache : EmbeddingCache, optional
+        Embedding cache to share; a new one bounded by ``config.cache_mb`` when None.
+    """
+
+    def __init__(
+        self,
+        frames: FrameStack,
+        labels: Any = None,
+        segmenter: Segmenter | None = None,
+        config: AnnotationConfig | None = None,
+        cache: EmbeddingCache | None = None,
+    ):
+        self.config = (config or AnnotationConfig()).validate()
+        self.frames = frames
+        label_shape = tuple(frames.data.shape[:-1] if frames.rgb else frames.data.shape)
+        if labels is None:
+            labels = np.zeros(label_shape, dtype=np.uint32)
+        elif tuple(labels.shape) != label_shape:
+            raise InputError(
+                f"labels have shape {tuple(labels.shape)} but the image needs {label_shape}"
+            )
+        self.labels = labels
+        self.segmenter = segmenter or get_segmenter(
+            self.config.backend, self.config.device, self.config.checkpoint
+        )
+        # A cache can be shared by sessions over the same frames (e.g. the evaluation
+        # segments many objects of one image): the image is then encoded once.
+        if cache is None:
+            cache = EmbeddingCache(self.segmenter, frames.__getitem__, self.config.cache_mb * 2**20)
+        self.cache = cache
+        self.prompts = PromptStore()
+        self.keyframes: dict[int, set[int]] = {}
+        self.scores: dict[int, dict[int, float]] = {}
+        # Probability of the last interaction per (object, frame): fed back as prev_prob
+        # so the next click refines rather than restarts (the evaluation protocol too).
+        self._probs: dict[tuple[int, int], np.ndarray] = {}
+        self._undo: list[Action] = []
+        self._redo: list[Action] = []
+        self._known_ids = self._ids_in_labels()
+        # Guards label writes and the cache when a worker thread propagates while the
+        # main thread reads.
+        self.lock = threading.RLock()
+
+    # ------------------------------------------------------------------ labels
+    def _ids_in_labels(self) -> set[int]:
+        # Scanning a huge on-disk array at start-up would defeat laziness; ids of
+        # such arrays are learnt as objects are annotated instead.
+        if isinstance(self.labels, np.ndarray) and self.labels.size <= 2**28:
+            return {int(i) for i in np.unique(self.labels) if i}
+        return set()
+
+    def object_mask(self, object_id: int, frame: int) -> np.ndarray:
+        """(Y, X) bool mask of ``object_id`` on ``frame``."""
+        return np.asarray(self.labels[self.frames.index(frame)]) == object_id
+
+    def _write_mask(self, object_id: int, frame: int, mask: np.ndarray) -> None:
+        """Make ``mask`` the object's pixels on ``frame`` without touching other objects."""
+        idx = self.frames.index(frame)
+        current = np.asarray(self.labels[idx])
+        updated = current.copy()
+        updated[current == object_id] = 0
+        updated[mask & (updated == 0)] = object_id
+        self.labels[idx] = updated
+
+    def _set_mask(self, action: Action, frame: int, mask: np.ndarray) -> None:
+        """Write a mask and record before/after in ``action`` (first 'before' wins)."""
+        before = self.object_mask(frame=frame, object_id=action.object_id)
+        self._write_mask(action.object_id, frame, mask)
+        after = self.object_mask(frame=frame, object_id=action.object_id)
+        first_before = action.masks[frame][0] if frame in action.masks else _pack(before)
+        action.masks[frame] = (first_before, _pack(after))
+
+    # ----------------------------------------------------------------- objects
+    def objects(self) -> list[int]:
+        """Ids of the objects annotated in this session or found in the labels."""
+        return sorted(self._known_ids | set(self.keyframes) | set(self.prompts.objects()))
+
+    def new_object_id(self) -> int:
+        """An id not used yet."""
+        return max(self.objects(), default=0) + 1
+
+    def keyframes_of(self, object_id: int) -> list[int]:
+        """Sorted frames the user annotated for ``object_id``."""
+        return sorted(self.keyframes.get(object_id, ()))
+
+    # ------------------------------------------------------------------ clicks
+    def _check_frame(self, frame: int) -> None:
+        if not 0 <= frame < self.frames.n_frames:
+            raise InputError(f"frame {frame} is outside the stack (0..{self.frames.n_frames - 1})")
+
+    def add_click(self, click: Click) -> Prediction:
+        """Add a click and update that object's mask on that frame at once.
+
+        Raises
+        ------
+        InputError
+            The click is outside the image or the stack; nothing changes then.
+        """
+        height, width = self.frames.shape
+        validate_click(click, self.frames.n_frames, height, width)
+        obj, frame = click.object_id, click.frame
+        with self.lock:
+            clicks_before = self.prompts.clicks(obj, frame)
+            prev_prob = self._probs.get((obj, frame))
+            if prev_prob is None:
+                # First click on a frame that already holds a mask (propagated or
+                # loaded): correct that mask rather than start from nothing.
+                existing = self.object_mask(obj, frame)
+                prev_prob = existing.astype(np.float32) if existing.any() else None
+            prediction = self.segmenter.predict(
+                self.cache.get(frame), clicks_before + [click], prev_prob=prev_prob
+            )
+            action = Action("click", obj)
+            action.clicks[frame] = (clicks_before, clicks_before + [click])
+            action.probs[frame] = (self._probs.get((obj, frame)), prediction.prob)
+            action.keyframes = self._keyframe_change(obj, add=frame)
+            action.scores[frame] = (self.scores.get(obj, {}).get(frame), prediction.score)
+            self._set_mask(action, frame, prediction.mask(self.config.threshold))
+            self._apply_state(action, after=True)
+            self._push(action)
+        return prediction
+
+    def set_keyframe_mask(self, object_id: int, frame: int, mask: np.ndarray) -> None:
+        """Make a given (Y, X) bool mask the object's annotation on ``frame`` (e.g. from a file)."""
+        self._check_frame(frame)
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != self.frames.shape:
+            raise InputError(f"mask shape {mask.shape} differs from the frame shape {self.frames.shape}")
+        with self.lock:
+            action = Action("mask", object_id)
+            action.keyframes = self._keyframe_change(object_id, add=frame)
+            action.probs[frame] = (self._probs.get((object_id, frame)), mask.astype(np.float32))
+            self._set_mask(action, frame, mask)
+            self._apply_state(action, after=True)
+            self._push(action)
+
+    def clear_object(self, object_id: int) -> int:
+        """Remove an object's pixels, clicks and keyframes everywhere; returns frames changed."""
+        with self.lock:
+            action = Action("clear", object_id)
+            empty = np.zeros(self.frames.shape, dtype=bool)
+            for frame in range(self.frames.n_frames):
+                if self.object_mask(object_id, frame).any():
+                    self._set_mask(action, frame, empty)
+            for frame in self.prompts.frames(object_id):
+                action.clicks[frame] = (self.prompts.clicks(object_id, frame), [])
+            action.keyframes = (frozenset(self.keyframes.get(object_id, ())), frozenset())
+            for (o, f), prob in self._probs.items():
+                if o == object_id:
+                    action.probs[f] = (prob, None)
+            for f, s in self.scores.get(object_id, {}).items():
+                action.scores[f] = (s, None)
+            self._apply_state(action, after=True)
+            self._known_ids.discard(object_id)
+            self._push(action)
+        return len(action.masks)
+
+    # ------------------------------------------------------------- propagation
+    def _predict_from_reference(self, object_id: int, frame: int, ref_frame: int, ref_mask: np.ndarray) -> Prediction:
+        with self.lock:
+            embedding = self.cache.get(frame)
+            reference = Reference(self.cache.get(ref_frame), ref_mask)
+        return self.segmenter.predict(
+            embedding, [], prev_prob=ref_mask.astype(np.float32), reference=reference
+        )
+
+    def propagation(
+        self, object_id: int, direction: str = "both", start: int | None = None
+    ) -> Iterator[FrameResult]:
+        """Compute a propagation run for one object, one frame at a time; writes nothing.
+
+        Apply each result with :meth:`apply_result` inside a run from :meth:`begin_run`
+        (see :meth:`run_propagation` for the whole loop). ``start`` re-propagates from a
+        corrected keyframe only, stopping once the result agrees with the labels again.
+        """
+        keys = self.keyframes_of(object_id)
+        if not keys:
+            raise InputError(f"object {object_id} has no annotated frame to propagate from")
+        if start is not None and start not in keys:
+            raise InputError(f"frame {start} holds no annotation of object {object_id}")
+        return propagate(
+            lambda f, r, m: self._predict_from_reference(object_id, f, r, m),
+            n_frames=self.frames.n_frames,
+            keyframes=keys,
+            keyframe_mask=lambda f: self.object_mask(object_id, f),
+            direction=direction,
+            start=start,
+            previous_mask=lambda f: self.object_mask(object_id, f),
+            threshold=self.config.threshold,
+            agree_iou=self.config.agree_iou,
+            agree_frames=self.config.agree_frames,
+            min_score=self.config.min_score,
+        )
+
+    def begin_run(self, object_id: int) -> Action:
+        """Start recording a propagation run (one undo step)."""
+        return Action("propagate", object_id)
+
+    def apply_result(self, run: Action, result: FrameResult) -> None:
+        """Write one propagated frame into the labels (a frame is written whole or not at all)."""
+        with self.lock:
+            if result.frame in self.keyframes.get(run.object_id, ()):
+                return  # user annotations win, even if they appeared mid-run
+            before_score = self.scores.get(run.object_id, {}).get(result.frame)
+            if result.frame not in run.scores:
+                run.scores[result.frame] = (before_score, result.score)
+            else:
+                run.scores[result.frame] = (run.scores[result.frame][0], result.score)
+            self._set_mask(run, result.frame, result.mask)
+            self.scores.setdefault(run.object_id, {})[result.frame] = result.score
+
+    def end_run(self, run: Action) -> None:
+        """Finish a run (complete or cancelled): it becomes one undo step if it changed anything."""
+        if run.masks:
+            with self.lock:
+                self._push(run)
+
+    def run_propagation(
+        self,
+        object_id: int,
+        direction: str = "both",
+        start: int | None = None,
+        on_frame: Callable[[FrameResult], None] | None = None,
+    ) -> Action:
+        """Propagate and apply in one go (headless use); returns the recorded run.
+
+        ``on_frame(result)`` is called after each frame is written (progress reports).
+        """
+        run = self.begin_run(object_id)
+        try:
+            for result in self.propagation(object_id, direction, start):
+                self.apply_result(run, result)
+                if on_frame is not None:
+                    on_frame(result)
+        finally:
+            self.end_run(run)  # also after an interrupt: finished frames stay undoable
+        return run
+
+    def worst_frame(self, object_id: int) -> int | None:
+        """The propagated frame with the lowest quality score, or None."""
+        scores = self.scores.get(object_id)
+        return min(scores, key=scores.get) if scores else None
+
+    # --------------------------------------------------------------- undo/redo
+    def _keyframe_change(self, object_id: int, add: int) -> tuple[frozenset, frozenset]:
+        before = frozenset(self.keyframes.get(object_id, ()))
+        return before, before | {add}
+
+    def _apply_state(self, action: Action, after: bool) -> None:
+        """Set clicks, keyframes, probabilities and scores to the action's before/after state."""
+        side = 1 if after else 0
+        obj = action.object_id
+        for frame, states in action.clicks.items():
+            self.prompts.set_clicks(obj, frame, states[side])
+        if action.keyframes is not None:
+            keys = set(action.keyframes[side])
+            if keys:
+                self.keyframes[obj] = keys
+            else:
+                self.keyframes.pop(obj, None)
+        for frame, states in action.probs.items():
+            if states[side] is None:
+                self._probs.pop((obj, frame), None)
+            else:
+                self._probs[(obj, frame)] = states[side]
+        for frame, states in action.scores.items():
+            if states[side] is None:
+                self.scores.get(obj, {}).pop(frame, None)
+            else:
+                self.scores.setdefault(obj, {})[frame] = states[side]
+        self._known_ids.add(obj)
+
+    def _push(self, action: Action) -> None:
+        self._undo.append(action)
+        self._redo.clear()
+
+    def _restore(self, action: Action, after: bool) -> None:
+        side = 1 if after else 0
+        for frame, states in action.masks.items():
+            self._write_mask(action.object_id, frame, _unpack(states[side], self.frames.shape))
+        self._apply_state(action, after)
+
+    def undo(self) -> Action | None:
+        """Revert the last click, mask, clear or whole propagation run; None if nothing to undo."""
+        with self.lock:
+            if not self._undo:
+                return None
+            action = self._undo.pop()
+            self._restore(action, after=False)
+            self._redo.append(action)
+            return action
+
+    def redo(self) -> Action | None:
+        """Re-apply the last undone step; None if nothing to redo."""
+        with self.lock:
+            if not self._redo:
+                return None
+            action = self._redo.pop()
+            self._restore(action, after=True)
+            self._undo.append(action)
+            return action
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)

@@ -1,0 +1,83 @@
+"""Shared fixtures: a deterministic fake segmenter and small synthetic stacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_ois.core.segmenter import Prediction
+
+
+@dataclass
+class _GrayEmbedding:
+    gray: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.gray.nbytes
+
+
+class BrightComponentSegmenter:
+    """Test double with an obvious right answer: bright connected components.
+
+    With clicks: the bright components under positive clicks, minus those under
+    negative clicks. With a reference: the bright components touching the reference
+    mask. Counts encode/predict calls so tests can check the caching contract.
+    """
+
+    name = "bright-components"
+
+    def __init__(self):
+        self.encode_calls = 0
+        self.predict_calls = 0
+
+    def encode(self, image):
+        self.encode_calls += 1
+        return _GrayEmbedding(image.mean(axis=-1))
+
+    def predict(self, embedding, clicks, prev_prob=None, reference=None):
+        self.predict_calls += 1
+        labels, _ = ndimage.label(embedding.gray > 0.5)
+        mask = np.zeros(labels.shape, bool)
+        if reference is not None:
+            ids = np.unique(labels[reference.mask & (labels > 0)])
+            mask |= np.isin(labels, ids[ids > 0])
+        elif prev_prob is not None:
+            mask |= prev_prob > 0.5
+        for c in clicks:
+            lab = labels[int(c.y), int(c.x)]
+            region = labels == lab if lab else np.zeros_like(mask)
+            if c.positive:
+                mask |= region
+            else:
+                mask &= ~region
+        return Prediction(mask.astype(np.float32), 1.0 if mask.any() else 0.0)
+
+
+def moving_squares(n_frames: int = 10, size: int = 40, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """A (T, Y, X) uint8 video of two bright squares moving right, and its (T, Y, X) labels.
+
+    Object 1 starts at column 2, object 2 at column 22 in rows 24..32; 8x8 squares.
+    """
+    video = np.zeros((n_frames, size, size), np.uint8)
+    truth = np.zeros((n_frames, size, size), np.uint16)
+    for t in range(n_frames):
+        x = 2 + step * t
+        video[t, 4:12, x : x + 8] = 255
+        truth[t, 4:12, x : x + 8] = 1
+        video[t, 24:32, x + 4 : x + 12] = 200
+        truth[t, 24:32, x + 4 : x + 12] = 2
+    return video, truth
+
+
+@pytest.fixture
+def fake_segmenter():
+    return BrightComponentSegmenter()
+
+
+@pytest.fixture
+def squares():
+    return moving_squares()
