@@ -15,6 +15,8 @@ from typing import Sequence
 from .core.config import DEVICES, DIRECTIONS, AnnotationConfig
 from .core.errors import OISError
 from .core.segmenter import BACKENDS
+from .evaluate.datasets import CLICK_FORMATS, PROPAGATION_FORMATS
+from .evaluate.propagation_eval import INIT_MODES
 
 
 def _parse_hold(values: Sequence[str]) -> dict[int, int]:
@@ -69,6 +71,37 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--masks", help="keyframe labels (same frame count as INPUT): TIFF, PNG folder or zarr")
     prop.add_argument("--direction", default="both", choices=DIRECTIONS)
 
+    evaluation = sub.add_parser("eval", help="measure accuracy with the standard protocols")
+    eval_sub = evaluation.add_subparsers(dest="eval_command", required=True)
+    clicks = eval_sub.add_parser("clicks", help="NoC / NoF / mIoU@k / seconds per click")
+    clicks.add_argument("root")
+    clicks.add_argument("--format", required=True, choices=CLICK_FORMATS)
+    clicks.add_argument("--max-clicks", type=int, default=20)
+    clicks.add_argument("--limit", type=int, default=None, help="evaluate the first N objects")
+    prop_eval = eval_sub.add_parser("propagation", help="J mean / recall / decay and frames/s")
+    prop_eval.add_argument("root")
+    prop_eval.add_argument("--format", required=True, choices=PROPAGATION_FORMATS)
+    prop_eval.add_argument("--sequences", default=None, help="comma-separated sequence names")
+    prop_eval.add_argument("--init", default="mask", choices=INIT_MODES)
+    for p in (clicks, prop_eval):
+        p.add_argument("--backend", default="classical", choices=BACKENDS)
+        p.add_argument("--checkpoint", default=None)
+        p.add_argument("--device", default="auto", choices=DEVICES)
+        p.add_argument("--json", default=None, help="write the results JSON here (else print it)")
+        p.add_argument("--plot", default=None, help="PNG plot (default: next to --json)")
+        p.add_argument("--quiet", action="store_true", help="no per-item progress on stderr")
+
+    bench = sub.add_parser("bench", help="encode ms, seconds per click, propagation frames/s, peak memory")
+    bench.add_argument("--backend", default="classical", choices=BACKENDS)
+    bench.add_argument("--checkpoint", default=None)
+    bench.add_argument("--device", default="auto", choices=DEVICES)
+    bench.add_argument("--size", default="480x854", help="frame size HxW (default 480x854)")
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--propagate-frames", type=int, default=30)
+    bench.add_argument("--long-videos", default="1000,10000",
+                       help="comma-separated frame counts for the peak-memory runs ('' to skip)")
+    bench.add_argument("--json", default=None)
+
     demo = sub.add_parser("demo", help="the main job on the bundled sample video")
     demo.add_argument("--headless", action="store_true",
                       help="do not open napari; segment + propagate the sample and write labels")
@@ -106,12 +139,53 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_bench_command(args: argparse.Namespace) -> int:
+    """``bench``: JSON per the contract, printed and optionally written."""
+    import json
+
+    from .evaluate.bench import run_bench
+
+    try:
+        height, width = (int(v) for v in args.size.lower().split("x"))
+        long_videos = tuple(int(v) for v in args.long_videos.split(",") if v.strip())
+    except ValueError:
+        raise OISError("--size takes HxW (e.g. 480x854) and --long-videos comma-separated integers") from None
+    result = run_bench(args.backend, args.device, args.checkpoint, height, width, args.repeats,
+                       args.propagate_frames, long_videos, args.json)
+    print(json.dumps(result))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """``eval clicks`` / ``eval propagation``: JSON per the contract, a plot, a summary line."""
+    from .evaluate.commands import run_eval_clicks, run_eval_propagation
+
+    common = dict(backend=args.backend, checkpoint=args.checkpoint, device=args.device,
+                  json_path=args.json, plot_path=args.plot, verbose=not args.quiet)
+    if args.eval_command == "clicks":
+        result = run_eval_clicks(args.root, args.format, max_clicks=args.max_clicks, limit=args.limit, **common)
+        miou = result["miou_at"]
+        print(f"eval clicks: {result['n']} objects, {args.backend}: NoC@85 {result['noc']['85']:.2f} "
+              f"NoC@90 {result['noc']['90']:.2f}, mIoU@1 {miou[0]:.3f} @5 {miou[min(4, len(miou) - 1)]:.3f}, "
+              f"{result['spc_s']:.3f} s/click")
+    else:
+        names = args.sequences.split(",") if args.sequences else None
+        result = run_eval_propagation(args.root, args.format, names, args.init, **common)
+        print(f"eval propagation: {len(result['sequences'])} sequence(s), {args.backend}: "
+              f"J mean {result['J_mean']:.3f}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 2 user error)."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
             return run_demo(args)
+        if args.command == "eval":
+            return run_eval(args)
+        if args.command == "bench":
+            return run_bench_command(args)
         from .api import propagate_file, segment_file
 
         config = _config(args)

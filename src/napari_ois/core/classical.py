@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 from scipy import sparse
+from scipy.signal import fftconvolve
 from scipy.sparse.linalg import cg
 from skimage.color import rgb2lab
 from skimage.graph import MCP_Geometric
@@ -102,8 +103,7 @@ class ClassicalSegmenter:
         self.work_size = int(work_size)
         self.contrast = float(contrast)
         # Tuning of the priors (see _segment); fractions are of the working grid's longest side.
-        self.tau = 0.03  # geodesic distance difference worth one unit of log-odds
-        self.geo_clip = 6.0
+        self.geo_gain = 6.0  # log-odds of a pixel reached only from one side
         self.col_clip = 4.0
         self.alpha = 0.5  # weight of the colour log-likelihood ratio
         self.gamma = 0.2  # strength of the prior pull relative to edge weights (<= 1)
@@ -162,7 +162,9 @@ class ClassicalSegmenter:
         seeds = _click_seeds(emb, clicks)
         ref_mask = None
         if reference is not None:
-            ref_mask = _to_work(np.asarray(reference.mask, dtype=np.float32), shape) > 0.5
+            cover = _to_work(np.asarray(reference.mask, dtype=np.float32), shape)
+            # A reference object smaller than a working pixel still marks where it is.
+            ref_mask = (cover > 0.5) | ((cover >= cover.max()) & (cover.max() > 0))
             if not ref_mask.any():
                 ref_mask = None
         prev = None
@@ -180,7 +182,12 @@ class ClassicalSegmenter:
         if prev is not None:
             _add_prev(emb, seeds, prev, ev, self.prev_strength)
         x = _segment(emb, ev, use_border=ref_mask is None, params=self)
-        return Prediction(_to_full(x, emb.shape), _quality(x))
+        score = _quality(x)
+        if ev.ref_here is not None:
+            # Propagation: a sudden change of shape against the (moved) reference is a
+            # likely failure, so it lowers the score shown to the user.
+            score *= 0.5 + 0.5 * _iou(x > 0.5, ev.ref_here)
+        return Prediction(_to_full(x, emb.shape), float(score))
 
 
 # ---------------------------------------------------------------------- encode helpers
@@ -205,13 +212,11 @@ def _edge_weights(lab: np.ndarray, contrast: float) -> tuple[np.ndarray, np.ndar
     mean = max(float(mean), 1e-8)
     weights_h = np.exp(-contrast * dh / mean).astype(np.float32) + 1e-4
     weights_v = np.exp(-contrast * dv / mean).astype(np.float32) + 1e-4
-    # Geodesic cost per pixel: 1 in flat areas, growing with the local edge strength.
-    grad = np.zeros(lab.shape[:2], np.float32)
-    grad[:, 1:] += dh
-    grad[:, :-1] += dh
-    grad[1:, :] += dv
-    grad[:-1, :] += dv
-    cost = (1.0 + 5.0 * np.sqrt(grad / (4 * mean))).astype(np.float32)
+    # Geodesic cost per pixel: ~1 in flat or finely textured areas, much higher on
+    # edges. Computed at a coarser scale than the weights so noise and fine texture
+    # (fur, foliage) do not wall off the object's own interior.
+    grad = np.sqrt(sum(ndi.gaussian_gradient_magnitude(lab[..., c], 1.5) ** 2 for c in range(3)))
+    cost = (1.0 + (grad / max(float(grad.mean()), 1e-6)) ** 2).astype(np.float32)
     return weights_h, weights_v, cost
 
 
@@ -223,7 +228,8 @@ class _Evidence:
     ``hard_*`` are click disks (never overruled); ``soft_*`` are seeds from the previous
     mask or the reference mask: starting points of geodesic distances and a moderate
     pull of weight ``soft_lam`` (a map) towards their label; ``fg_hist``/``bg_hist`` are
-    colour models from elsewhere (the reference frame), or None.
+    colour models from elsewhere (the reference frame), or None; ``shape_p`` the target of
+    the ``soft_lam`` pull; ``ref_here`` the reference mask moved onto this frame.
     """
 
     hard_fg: np.ndarray
@@ -232,6 +238,7 @@ class _Evidence:
     soft_bg: np.ndarray
     soft_lam: np.ndarray
     shape_p: np.ndarray | None = None
+    ref_here: np.ndarray | None = None
     fg_hist: np.ndarray | None = None
     bg_hist: np.ndarray | None = None
 
@@ -288,19 +295,33 @@ def _add_prev(emb: ClassicalEmbedding, seeds, prev: np.ndarray, ev: _Evidence, s
 
 
 def _add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.ndarray, ev: _Evidence) -> None:
-    """Seeds from the neighbouring frame's mask (core and far outside) and its colour models."""
-    band = float(np.clip(0.2 * np.sqrt(ref_mask.sum()), 2.0, 0.06 * max(emb.work_shape) + 2))
-    inside = ndi.distance_transform_edt(ref_mask)
-    outside = ndi.distance_transform_edt(~ref_mask)
+    """Seeds from the neighbouring frame's mask (moved along with the object) and its colour models."""
+    ref_emb = reference.embedding
+    same_grid = isinstance(ref_emb, ClassicalEmbedding) and ref_emb.work_shape == emb.work_shape
+    if same_grid:
+        dy, dx = _estimate_shift(ref_emb.lab, emb.lab, ref_mask)
+        moved = _shift_mask(ref_mask, dy, dx)
+        if moved.any():
+            ref_mask_here = moved
+        else:
+            ref_mask_here = ref_mask
+    else:
+        ref_mask_here = ref_mask
+    band = float(np.clip(0.1 * np.sqrt(ref_mask_here.sum()), 1.5, 0.03 * max(emb.work_shape) + 1))
+    inside = ndi.distance_transform_edt(ref_mask_here)
+    outside = ndi.distance_transform_edt(~ref_mask_here)
     core = inside > band
     if not core.any():  # thin or tiny object: keep its most interior pixels
         core = inside >= inside.max()
+    far = outside > band
     ev.soft_fg |= core & ~ev.hard_bg
-    ev.soft_bg |= (outside > band) & ~ev.hard_fg
-    ev.soft_lam = np.maximum(ev.soft_lam, np.where(core | (outside > band), 0.3, 0.0).astype(np.float32))
-    ev.shape_p = ref_mask.astype(np.float32)
+    ev.soft_bg |= far & ~ev.hard_fg
+    # Strong where the old mask is sure (core, far outside), weak in the band in between,
+    # where the new boundary is placed by edges and colour.
+    ev.soft_lam = np.maximum(ev.soft_lam, np.where(core | far, 0.3, 0.03).astype(np.float32))
+    ev.shape_p = ref_mask_here.astype(np.float32)
+    ev.ref_here = ref_mask_here
 
-    ref_emb = reference.embedding
     if isinstance(ref_emb, ClassicalEmbedding):
         rmask = ref_mask if ref_emb.work_shape == emb.work_shape else (
             _to_work(ref_mask.astype(np.float32), ref_emb.work_shape) > 0.5)
@@ -313,8 +334,44 @@ def _add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.n
     ev.bg_hist = _histogram(rbins, 0.2 * ~rmask + ring)
 
 
+def _estimate_shift(ref_lab: np.ndarray, lab: np.ndarray, mask: np.ndarray, max_frac: float = 0.05) -> tuple[int, int]:
+    """Integer (dy, dx) moving the masked object of the reference frame onto this frame.
+
+    Masked sum of squared Lab differences over all shifts up to ``max_frac`` of the
+    frame size, by FFT correlation; a small penalty on the shift length prefers "no
+    motion" when the match is ambiguous (flat objects).
+    """
+    h, w = mask.shape
+    s = max(2, int(round(max_frac * max(h, w))))
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    m = mask[y0:y1, x0:x1].astype(np.float64)
+    pad = ((s, s), (s, s), (0, 0))
+    window = np.pad(lab, pad, mode="edge")[y0 : y1 + 2 * s, x0 : x1 + 2 * s].astype(np.float64)
+    tmpl = ref_lab[y0:y1, x0:x1].astype(np.float64)
+    # sum_p m (T - I)^2 = sum m T^2 - 2 sum (m T) * I + sum m * I^2, for every shift.
+    cross = sum(fftconvolve(window[..., c], (m * tmpl[..., c])[::-1, ::-1], mode="valid") for c in range(3))
+    energy = fftconvolve((window**2).sum(-1), m[::-1, ::-1], mode="valid")
+    ssd = energy - 2 * cross + (m[..., None] * tmpl**2).sum()
+    ssd /= max(m.sum(), 1.0)
+    yy, xx = np.mgrid[-s : s + 1, -s : s + 1]
+    ssd = ssd + 1e-4 * np.mean(tmpl.var(axis=(0, 1))) * (yy**2 + xx**2)
+    iy, ix = np.unravel_index(int(np.argmin(ssd)), ssd.shape)
+    return int(iy - s), int(ix - s)
+
+
+def _shift_mask(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(y, x) bool mask moved by (dy, dx) pixels, filling with False."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    out[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = mask[
+        max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)
+    ]
+    return out
+
+
 # ---------------------------------------------------------------------- segmentation
-def _segment(emb: ClassicalEmbedding, ev: _Evidence, use_border: bool, params) -> np.ndarray:
+def _segment(emb: ClassicalEmbedding, ev: _Evidence, use_border: bool, params: "ClassicalSegmenter") -> np.ndarray:
     """Geodesic + colour priors, smoothed by the random walker; (y, x) float32 in [0, 1]."""
     shape = emb.work_shape
     size = max(shape)
@@ -328,9 +385,10 @@ def _segment(emb: ClassicalEmbedding, ev: _Evidence, use_border: bool, params) -
         border[[0, -1], :] = border[:, [0, -1]] = True
         bg_src = bg_src | (border & (d_fg > params.border_free * size) & ~ev.hard_fg)
     d_bg = _geodesic(emb, bg_src) if bg_src.any() else np.full(shape, np.inf, np.float32)
-    tau = params.tau * size
+    # Relative geodesic advantage in [-1, 1]: scale-free, and undecided far from all seeds.
     big = 1e6
-    l_geo = np.clip((np.minimum(d_bg, big) - np.minimum(d_fg, big)) / tau, -params.geo_clip, params.geo_clip)
+    d_fg, d_bg = np.minimum(d_fg, big), np.minimum(d_bg, big)
+    l_geo = params.geo_gain * (d_bg - d_fg) / (d_bg + d_fg + 1.0)
 
     p_geo = _sigmoid(l_geo)
     fg_h = _histogram(emb.bins, p_geo * np.exp(-np.minimum(d_fg, big) / (0.2 * size)))
@@ -407,7 +465,7 @@ def _solve(emb: ClassicalEmbedding, lam: np.ndarray, lam_p: np.ndarray, x0: np.n
     """
     h, w = emb.work_shape
     n = h * w
-    # A small everywhere-pull to 0.5-weighted prior keeps the system well conditioned
+    # A tiny pull everywhere keeps the system well conditioned even far from any prior
     # (conjugate gradients then converge in tens of iterations).
     lam = lam + 1e-3
     idx = np.arange(n).reshape(h, w)
@@ -441,6 +499,11 @@ def _to_full(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return x.astype(np.float32)
     out = resize(x, shape, order=1, anti_aliasing=False, preserve_range=True)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def _quality(x: np.ndarray) -> float:

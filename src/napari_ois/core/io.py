@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import threading
 import uuid
+import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -119,8 +120,19 @@ def _ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _last_error_line(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith("frame=")]
+# demuxer complaints that mean packets are missing or cut: the file is truncated/damaged
+_CUT_MARKERS = ("packet corrupt", "ended prematurely", "truncating packet", "partial file")
+_DAMAGE_MARKERS = _CUT_MARKERS + ("moov atom not found", "invalid data found")
+_LOG_PREFIX_RE = re.compile(r"^\[[^\]]*\]\s*")
+
+
+def _ffmpeg_reason(stderr: str) -> str:
+    """The most telling line of an ffmpeg log: the first damage report, else the last line."""
+    lines = [_LOG_PREFIX_RE.sub("", ln.strip()) for ln in stderr.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("frame=")]
+    for ln in lines:
+        if any(m in ln.lower() for m in _DAMAGE_MARKERS):
+            return ln
     return lines[-1] if lines else "no output from ffmpeg"
 
 
@@ -138,45 +150,68 @@ def _probe_video(path: str) -> _VideoProbe:
     out = proc.stdout.decode(errors="replace")
     err = proc.stderr.decode(errors="replace")
     if proc.returncode != 0:
-        raise InputError(f"cannot read video {path}: {_last_error_line(err)}")
-    tb = _TB_RE.search(out)
-    pts = []
-    for line in out.splitlines():
+        raise InputError(f"cannot read video {path} ({_ffmpeg_reason(err)}); "
+                         "the file may be truncated, damaged or not a video")
+    if any(m in err.lower() for m in _CUT_MARKERS):
+        raise InputError(f"video {path} is truncated or damaged ({_ffmpeg_reason(err)})")
+    n_frames, seek_times, stream_end = _parse_packets(out)
+    if n_frames == 0:
+        raise InputError(f"video {path} holds no readable frame (the file may be truncated or damaged)")
+    fps, declared = _parse_video_header(err.split("Stream mapping:")[0])
+    return _VideoProbe(n_frames, fps, seek_times, stream_end, declared)
+
+
+def _parse_packets(framecrc: str) -> tuple[int, list[float] | None, float | None]:
+    """Packet count, per-frame seek times and stream end (s) from ``framecrc`` output.
+
+    Lines are ``stream, dts, pts, duration, size, checksum[, ...]`` in the stream time
+    base (``#tb 0: num/den``). Seek times are None when presentation times are missing
+    or repeated, since then they cannot name a frame.
+    """
+    tb = _TB_RE.search(framecrc)
+    packets = []
+    for line in framecrc.splitlines():
         if line.startswith("0,"):
             fields = [f.strip() for f in line.split(",")]
-            pts.append((int(fields[2]), int(fields[3])))  # (pts, duration)
-    if not pts:
-        raise InputError(f"video {path} holds no readable frame (the file may be truncated or damaged)")
-    # fps from the video stream line of the input section ("..., 25 fps, 25 tbr, ...")
-    fps = None
-    in_header = err.split("Stream mapping:")[0]
-    for line in in_header.splitlines():
-        if "Video:" in line:
-            for m in _FPS_RE.finditer(line):
-                value = float(m.group(1)) * (1000 if m.group(2) else 1)
-                if value > 0:
-                    fps = value
-                    break
-            break
-    seek_times = stream_end = None
+            packets.append((int(fields[2]), int(fields[3])))  # (pts, duration)
     no_pts = -(2**63)
-    if tb and all(p != no_pts for p, _ in pts):
-        unit = int(tb.group(1)) / int(tb.group(2))
-        order = sorted(p for p, _ in pts)
-        if len(set(order)) == len(order):  # presentation times must be distinct to seek by them
-            seek_times = [0.0] + [(a + b) / 2 * unit for a, b in zip(order[:-1], order[1:])]
-            last = max(pts)
-            stream_end = (last[0] + max(last[1], 0)) * unit
-    # the stream's own DURATION tag (mkv/webm) is best; the container duration counts
-    # every stream (audio may be longer), so use it only for a file with one stream
+    if not packets or tb is None or any(p == no_pts for p, _ in packets):
+        return len(packets), None, None
+    unit = int(tb.group(1)) / int(tb.group(2))
+    order = sorted(p for p, _ in packets)
+    if len(set(order)) != len(order):
+        return len(packets), None, None
+    # frame i is the first frame at or after a time between its pts and the previous one's
+    seek_times = [0.0] + [(a + b) / 2 * unit for a, b in zip(order[:-1], order[1:])]
+    last_pts, last_duration = max(packets)
+    return len(packets), seek_times, (last_pts + max(last_duration, 0)) * unit
+
+
+def _parse_video_header(in_header: str) -> tuple[float | None, float | None]:
+    """(fps, declared duration in s) of the first real video stream in ffmpeg's input listing.
+
+    The stream's own ``DURATION`` tag (mkv/webm) is preferred; the container duration
+    spans every stream (audio may be longer), so it is used only for a one-stream file.
+    Cover art ("attached pic") streams are skipped.
+    """
+    blocks = re.split(r"(?m)^(?=\s*Stream #)", in_header)
+    video = next((b for b in blocks[1:] if "Video:" in b.splitlines()[0]
+                  and "attached pic" not in b.splitlines()[0]), None)
+    if video is None:
+        return None, None
+    fps = None
+    for m in _FPS_RE.finditer(video.splitlines()[0]):  # "..., 25 fps, 25 tbr, 90k tbn"
+        fps = float(m.group(1)) * (1000 if m.group(2) else 1)
+        if fps > 0:
+            break
     declared = None
-    tag = _TAG_DURATION_RE.search(in_header)
-    n_streams = in_header.count("Stream #")
+    tag = _TAG_DURATION_RE.search(video)
+    container = _DURATION_RE.search(blocks[0])
     if tag:
         declared = _hms(tag)
-    elif n_streams == 1 and _DURATION_RE.search(in_header):
-        declared = _hms(_DURATION_RE.search(in_header))
-    return _VideoProbe(len(pts), fps, seek_times, stream_end, declared)
+    elif container and len(blocks) == 2:
+        declared = _hms(container)
+    return (fps or None), declared
 
 
 class VideoReader(_FrameSequence):
@@ -225,8 +260,14 @@ class VideoReader(_FrameSequence):
         self._check_truncation(probe)
         with self._lock:
             self._open(0)
+            if self._seek_times is not None and not self._seek_is_exact():
+                # some containers (e.g. MPEG-TS) land elsewhere: restart and skip instead
+                warnings.warn(f"seeking in {self.path} is not frame-accurate; frames will be "
+                              "decoded from the start (slower random access)", stacklevel=2)
+                self._seek_times = None
         # decoding the last frame finds a damaged tail now rather than mid-propagation
-        if probe.n_frames > 1:
+        # (only when seeking is possible: otherwise it would decode the whole video)
+        if probe.n_frames > 1 and self._seek_times is not None:
             self.read(probe.n_frames - 1)
 
     def _init_state(self) -> None:
@@ -247,6 +288,24 @@ class VideoReader(_FrameSequence):
             )
 
     # -- ffmpeg stream handling (callers hold the lock) --------------------------------
+
+    def _seek_is_exact(self, probe_frame: int = 8) -> bool:
+        """Compare a frame reached by seeking with the same frame decoded from the start.
+
+        Cheap (a few frames near the start) and run once per file, so a container whose
+        timestamps mislead ``-ss`` falls back to exact, slower skipping.
+        """
+        k = min(self._n_frames - 1, probe_frame)
+        if k < 1:
+            return True
+        self._open(0)
+        for i in range(k + 1):
+            reference = self._next_frame()
+            self._remember(i, reference)
+        self._open(k)
+        sought = self._next_frame()
+        self._close_stream()  # its position is only known if the seek was exact
+        return float(np.abs(sought.astype(np.int16) - reference).mean()) < 1.0
 
     def _open(self, index: int) -> None:
         """(Re)start ffmpeg so that the next frame it yields is ``index``."""
@@ -299,10 +358,10 @@ class VideoReader(_FrameSequence):
         return frame
 
     def _decode(self, index: int) -> np.ndarray:
-        if self._gen is None or not self._pos <= index <= self._pos + self.max_skip:
-            self._open(index)
-        if self._pos > index:  # no seeking possible: the stream restarted at 0
-            self._open(0)
+        behind = self._gen is None or index < self._pos
+        far_ahead = index > self._pos + self.max_skip and self._seek_times is not None
+        if behind or far_ahead:
+            self._open(index)  # without seeking this restarts at 0 and we skip forward
         while self._pos < index:
             self._remember(self._pos, self._next_frame())
         frame = self._next_frame()
@@ -494,6 +553,8 @@ def _open_tiff(path: Path):
     rgb = axes.endswith("S") and shape[-1] in (3, 4)
     try:  # uncompressed, contiguous data: let the OS page it in
         data = tifffile.memmap(path, mode="r")
+        if tuple(data.shape) != shape:
+            raise ValueError("memory map does not match the first series")
     except Exception:  # compressed / tiled / fragmented: decode per chunk on access
         import dask.array as da
         import zarr
@@ -504,8 +565,6 @@ def _open_tiff(path: Path):
             data = da.from_zarr(zarr.open(store, mode="r"), name=_dask_name("tiff", path))
         except Exception as exc:
             raise InputError(f"cannot read TIFF {path}: {exc}") from None
-    if tuple(data.shape) != shape:  # e.g. memmap of a multi-series file saw other pages
-        data = data.reshape(shape)
     return data, {"rgb": rgb, "fps": None}
 
 
@@ -833,11 +892,6 @@ def _checked_frame(frame: np.ndarray, t: int, out_dtype: np.dtype) -> np.ndarray
     return frame.astype(out_dtype, copy=False)
 
 
-def _initial_dtype(dtype: np.dtype) -> np.dtype:
-    """uint16 unless the input type may hold ids above 65535 *and* does (decided per frame)."""
-    return np.dtype(np.uint16)
-
-
 def _write_tiff(tmp: Path, labels: Any, shape: tuple[int, ...], out_dtype: np.dtype) -> None:
     import tifffile
 
@@ -894,15 +948,16 @@ def _is_png_labels_dir(path: Path) -> bool:
     return all(re.fullmatch(r"\d+\.png", p.name) or p.name.startswith(".") for p in path.iterdir())
 
 
-def _labels_format(path: Path, fmt: str | None) -> str:
+def _labels_format(raw: str, fmt: str | None) -> str:
     if fmt is not None:
         fmt = fmt.lower().lstrip(".")
         fmt = {"tif": "tiff"}.get(fmt, fmt)
         if fmt not in ("tiff", "zarr", "png"):
             raise InputError(f"unknown labels format {fmt!r}; use tiff, png or zarr")
         return fmt
+    path = Path(raw).expanduser()
     suffix = path.suffix.lower()
-    if str(path).endswith(("/", os.sep)) or suffix == "" or path.is_dir() and suffix != ZARR_SUFFIX:
+    if raw.endswith(("/", os.sep)) or suffix == "" or (path.is_dir() and suffix != ZARR_SUFFIX):
         return "png"
     if suffix in TIFF_SUFFIXES:
         return "tiff"
@@ -950,9 +1005,9 @@ def write_labels(path: str | Path, labels: Any, format: str | None = None) -> Pa
         Wrong dimensions, non-integer/negative/NaN values, unknown suffix, or a
         folder in the way that is not a labels output.
     """
+    fmt = _labels_format(str(path), format)
     path = Path(path).expanduser()
     shape, _ = _check_label_array(labels)
-    fmt = _labels_format(path, format)
     if fmt == "png-file" and len(shape) != 2:
         raise InputError(
             f"{path.name} can hold one frame but the labels have {shape[0]}; give a folder path "

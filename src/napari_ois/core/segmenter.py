@@ -183,5 +183,7 @@ def get_segmenter(name: str = "classical", device: str = "auto", checkpoint: str
             "use --backend classical (the training-free default)"
         )
     if name == "grabcut-cv":
-        raise BackendUnavailable("the 'grabcut-cv' peer backend is not available yet")
+        from .grabcut_cv import GrabCutSegmenter
+
+        return GrabCutSegmenter()
     raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

@@ -64,8 +64,9 @@ def _pair_dirs(root: Path, candidates: list[tuple[str, str]]) -> tuple[Path, Pat
 
 
 def _as_plane(mask: np.ndarray) -> np.ndarray:
-    """Masks stored as RGB(A) keep their first channel (as the reference loaders do)."""
-    return mask[..., 0] if mask.ndim == 3 else mask
+    """Masks stored as RGB(A) keep their first channel (as the reference loaders do);
+    other 3-D masks (volumes) are returned unchanged and skipped by the caller."""
+    return mask[..., 0] if mask.ndim == 3 and mask.shape[-1] in (3, 4) else mask
 
 
 def _pairs(root: Path, fmt: str) -> Iterator[tuple[str, Path, Path]]:

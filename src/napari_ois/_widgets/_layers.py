@@ -1,0 +1,212 @@
+"""Layer plumbing for the annotation widget: the ``objects`` Labels layer, the ``prompts``
+Points layer, and conversions between napari coordinates and :class:`Click`.
+
+Pixel convention: napari centres pixel ``i`` on data coordinate ``i`` (it covers
+``[i - 0.5, i + 0.5)``), while the core reads click coordinates with ``floor`` (pixel
+``i`` covers ``[i, i + 1)``). A click is therefore stored as the index of the pixel
+under the cursor, ``floor(coord + 0.5)``, and shown at that pixel's centre: a
+prompts CSV written from the session names the very pixels the user clicked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+
+from napari_ois.core.clicks import Click
+from napari_ois.core.errors import InputError
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image, Labels, Points
+
+OBJECTS_NAME = "objects"
+PROMPTS_NAME = "prompts"
+POSITIVE_COLOR = np.array([0.2, 0.9, 0.25, 1.0])  # green: "this is the object"
+NEGATIVE_COLOR = np.array([0.95, 0.15, 0.15, 1.0])  # red: "leave this out"
+FEATURE_DEFAULTS = {"object_id": 1, "frame": 0, "positive": True}
+
+
+def image_data(layer: "Image"):
+    """The full-resolution array of an image layer (level 0 of a multiscale pyramid)."""
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+def leading_axes(layer: "Image") -> int:
+    """Number of non-spatial axes (time, depth) of an image layer; 0 for one 2-D image."""
+    return max(layer.ndim - 2, 0)
+
+
+def labels_shape(layer: "Image") -> tuple[int, ...]:
+    """Shape of the labels matching an image layer: the image shape without channels."""
+    data = image_data(layer)
+    return tuple(int(s) for s in (data.shape[:-1] if layer.rgb else data.shape))
+
+
+def _same_geometry(layer, image: "Image") -> bool:
+    return np.allclose(layer.scale, image.scale) and np.allclose(layer.translate, image.translate)
+
+
+def ensure_objects_layer(viewer: "napari.Viewer", image: "Image") -> "Labels":
+    """The ``objects`` Labels layer for ``image``: reused when its shape matches (so labels
+    made before survive a rebuild of the session), else a new uint32 layer of zeros."""
+    from napari.layers import Labels
+
+    shape = labels_shape(image)
+    for layer in viewer.layers:
+        if (
+            isinstance(layer, Labels)
+            and layer.name.startswith(OBJECTS_NAME)
+            and tuple(layer.data.shape) == shape
+            and isinstance(layer.data, np.ndarray)
+            and _same_geometry(layer, image)
+        ):
+            return layer
+    return viewer.add_labels(
+        np.zeros(shape, dtype=np.uint32),
+        name=OBJECTS_NAME,
+        scale=image.scale,
+        translate=image.translate,
+        opacity=0.55,
+    )
+
+
+def ensure_prompts_layer(viewer: "napari.Viewer", image: "Image") -> "Points":
+    """The ``prompts`` Points layer for ``image`` (reused when its ndim matches)."""
+    from napari.layers import Points
+
+    ndim = image.ndim
+    for layer in viewer.layers:
+        if (
+            isinstance(layer, Points)
+            and layer.name.startswith(PROMPTS_NAME)
+            and layer.ndim == ndim
+            and _same_geometry(layer, image)
+        ):
+            return layer
+    height, width = labels_shape(image)[-2:]
+    return viewer.add_points(
+        np.zeros((0, ndim)),
+        ndim=ndim,
+        name=PROMPTS_NAME,
+        scale=image.scale,
+        translate=image.translate,
+        features={
+            "object_id": np.zeros(0, dtype=int),
+            "frame": np.zeros(0, dtype=int),
+            "positive": np.zeros(0, dtype=bool),
+        },
+        feature_defaults=FEATURE_DEFAULTS,
+        # Big enough to see on a video frame, small enough not to hide a small object.
+        size=float(np.clip(min(height, width) / 45.0, 3.0, 12.0)),
+        face_color=POSITIVE_COLOR,
+        border_color="white",
+        border_width=0.12,
+        border_width_is_relative=True,
+    )
+
+
+def pixel_index(coord: float) -> int:
+    """Index of the pixel under napari data coordinate ``coord`` (pixel centres at integers)."""
+    return int(np.floor(coord + 0.5))
+
+
+def click_from_point(
+    point: np.ndarray, axis: int, n_leading: int, object_id: int, positive: bool
+) -> tuple[Click, tuple[tuple[int, int], ...]]:
+    """Turn a point of the prompts layer into a click and the indices held on other axes.
+
+    Parameters
+    ----------
+    point : np.ndarray
+        (D,) napari data coordinates: leading (time/depth) axes, then y, x.
+    axis : int
+        The leading axis that is walked (frames).
+    n_leading : int
+        Number of leading axes (``D - 2``).
+
+    Returns
+    -------
+    click : Click
+        Pixel-index coordinates (see the module docstring).
+    fixed : tuple of (axis, index)
+        Indices on the other leading axes (4-D data), sorted by axis.
+    """
+    point = np.asarray(point, dtype=float)
+    if not np.all(np.isfinite(point)):
+        raise InputError("the click position is not a finite coordinate")
+    frame = pixel_index(point[axis]) if n_leading else 0
+    fixed = tuple((a, pixel_index(point[a])) for a in range(n_leading) if a != axis)
+    click = Click(
+        object_id=int(object_id),
+        frame=frame,
+        y=float(pixel_index(point[-2])),
+        x=float(pixel_index(point[-1])),
+        positive=bool(positive),
+    )
+    return click, fixed
+
+
+def point_from_click(click: Click, axis: int, n_leading: int, fixed: Iterable[tuple[int, int]]) -> list[float]:
+    """Napari data coordinates of a click (the inverse of :func:`click_from_point`)."""
+    coords = [0.0] * n_leading
+    if n_leading:
+        coords[axis] = float(click.frame)
+    for a, index in fixed:
+        coords[a] = float(index)
+    return coords + [float(np.floor(click.y)), float(np.floor(click.x))]
+
+
+def show_clicks(
+    points: "Points",
+    labels: "Labels",
+    clicks: list[tuple[Click, tuple[tuple[int, int], ...]]],
+    axis: int,
+    n_leading: int,
+) -> None:
+    """Make the prompts layer show exactly ``clicks`` (with their held indices).
+
+    Face colour: green for positive, red for negative; border: the object's label
+    colour, so the clicks of different objects can be told apart.
+    """
+    ndim = points.ndim
+    data = np.array(
+        [point_from_click(c, axis, n_leading, fixed) for c, fixed in clicks], dtype=float
+    ).reshape(-1, ndim)
+    features = {
+        "object_id": np.array([c.object_id for c, _ in clicks], dtype=int),
+        "frame": np.array([c.frame for c, _ in clicks], dtype=int),
+        "positive": np.array([c.positive for c, _ in clicks], dtype=bool),
+    }
+    face = np.array([POSITIVE_COLOR if c.positive else NEGATIVE_COLOR for c, _ in clicks]).reshape(-1, 4)
+    border = np.array([_label_color(labels, c.object_id) for c, _ in clicks]).reshape(-1, 4)
+    points.selected_data = set()
+    points.data = data
+    points.features = features
+    if len(data):
+        points.face_color = face
+        points.border_color = border
+    points.refresh()
+
+
+def _label_color(labels: "Labels", object_id: int) -> np.ndarray:
+    try:
+        color = labels.get_color(object_id)
+    except Exception:  # colormap quirks must never break showing the clicks
+        color = None
+    return np.asarray(color if color is not None else (1.0, 1.0, 1.0, 1.0), dtype=float)[:4]
+
+
+def current_data_point(viewer: "napari.Viewer", layer) -> np.ndarray:
+    """The viewer's current dims position in ``layer``'s data coordinates, (D,)."""
+    return np.asarray(layer.world_to_data(viewer.dims.point), dtype=float)
+
+
+def move_to_frame(viewer: "napari.Viewer", layer, axis: int, frame: int) -> None:
+    """Step the viewer so that ``layer`` shows ``frame`` on its data axis ``axis``."""
+    data_point = current_data_point(viewer, layer)
+    data_point[axis] = frame
+    world = np.asarray(layer.data_to_world(data_point), dtype=float)
+    world_axis = viewer.dims.ndim - layer.ndim + axis
+    viewer.dims.set_point(world_axis, float(world[axis]))

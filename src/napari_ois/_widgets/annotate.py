@@ -1,0 +1,658 @@
+"""The "Annotate objects" dock widget: a shell over :class:`AnnotationSession`.
+
+Each handler reads the controls, calls one core function (or starts one worker) and
+writes layers; no numerics live here. Long work (propagation) runs in a napari
+``thread_worker`` over the core generator: every yielded frame is applied on the
+main thread, so a stopped run leaves each frame untouched or complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from napari.layers import Image
+from napari.layers.base import ActionType
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_warning
+from qtpy.QtCore import QEvent, QTimer, Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_ois.core import io as core_io
+from napari_ois.core.clicks import Click, read_prompts
+from napari_ois.core.config import DEVICES, AnnotationConfig
+from napari_ois.core.errors import InputError, OISError
+from napari_ois.core.frames import FrameStack, StackNormalizer
+from napari_ois.core.propagation import FrameResult
+from napari_ois.core.segmenter import BACKENDS, Segmenter, get_segmenter
+from napari_ois.core.session import AnnotationSession
+
+from . import _layers
+from ._hooks import Hooks
+
+SegmenterFactory = Callable[[str, str], Segmenter]
+
+HELP = (
+    "Click in the 'prompts' layer (add mode) to segment the current object on this frame.\n"
+    "Shift+click: a click of the opposite polarity (negative by default).\n"
+    "T: toggle negative clicks   M: new object   Shift+S: propagate both ways\n"
+    "Ctrl+Z / Ctrl+Shift+Z: undo / redo a click or a whole propagation run."
+)
+
+
+def _iterate(results: Iterator[FrameResult]) -> Iterator[FrameResult]:
+    """Worker body: pull frames from the core generator (quit() stops between frames)."""
+    yield from results
+
+
+class AnnotateObjectsWidget(QWidget):
+    """Click-based object segmentation and mask propagation for the chosen image layer.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer (injected by napari).
+    segmenter_factory : callable, optional
+        ``factory(backend, device) -> Segmenter``; default
+        :func:`napari_ois.core.segmenter.get_segmenter`. Tests inject a fake here.
+    """
+
+    #: Emitted on the main thread when a propagation run has ended (done, stopped or failed).
+    propagation_finished = Signal()
+
+    def __init__(self, napari_viewer, segmenter_factory: SegmenterFactory | None = None, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self._factory: SegmenterFactory = segmenter_factory or (lambda b, d: get_segmenter(b, d))
+        self._segmenter: Segmenter | None = None
+        self._sessions: dict[tuple, AnnotationSession] = {}
+        self.image_layer: Image | None = None
+        self.labels_layer = None
+        self.points_layer = None
+        self.worker = None
+        self._run = None  # (session, Action) of the running propagation
+        self._flip_next = False  # Shift held on the last press in the prompts layer
+        self._contrast_stale = False
+        self._syncing = False
+        self._hooks = Hooks(napari_viewer)
+        self._build_ui()
+        self._attach()
+        self.destroyed.connect(self._hooks.remove_all)
+        self._refresh_image_choices()
+
+    # ------------------------------------------------------------------ UI
+    def _build_ui(self) -> None:
+        self.image_combo = QComboBox(toolTip="Image layer to annotate")
+        self.axis_spin = QSpinBox(toolTip="Axis of the image walked by propagation (time or depth)")
+        self.backend_combo = QComboBox(toolTip="Segmentation backend")
+        self.backend_combo.addItems(list(BACKENDS))
+        self.device_combo = QComboBox(toolTip="Where torch backends run")
+        self.device_combo.addItems(list(DEVICES))
+        data_box = QGroupBox("Data")
+        form = QFormLayout(data_box)
+        form.addRow("Image", self.image_combo)
+        form.addRow("Frame axis", self.axis_spin)
+        row = QHBoxLayout()
+        row.addWidget(self.backend_combo, 2)
+        row.addWidget(self.device_combo, 1)
+        form.addRow("Backend", row)
+
+        self.object_spin = QSpinBox(minimum=1, maximum=2**31 - 1, toolTip="Label id of the object being annotated")
+        self.new_button = QPushButton("New object", toolTip="Next unused object id (M)")
+        self.negative_check = QCheckBox("Negative clicks", toolTip=HELP)
+        obj_box = QGroupBox("Object")
+        grid = QGridLayout(obj_box)
+        grid.addWidget(QLabel("Object id"), 0, 0)
+        grid.addWidget(self.object_spin, 0, 1)
+        grid.addWidget(self.new_button, 0, 2)
+        grid.addWidget(self.negative_check, 1, 0, 1, 3)
+
+        self.backward_button = QPushButton("◀ Backward", toolTip="Propagate towards the first frame")
+        self.both_button = QPushButton("Both", toolTip="Propagate both ways (Shift+S)")
+        self.forward_button = QPushButton("Forward ▶", toolTip="Propagate towards the last frame")
+        self.stop_button = QPushButton("Stop", enabled=False, toolTip="Stop after the frame being computed")
+        self.progress = QProgressBar(textVisible=True)
+        self.progress.setFormat("%v / %m frames")
+        self.progress.setValue(0)
+        prop_box = QGroupBox("Propagate")
+        grid = QGridLayout(prop_box)
+        grid.addWidget(self.backward_button, 0, 0)
+        grid.addWidget(self.both_button, 0, 1)
+        grid.addWidget(self.forward_button, 0, 2)
+        grid.addWidget(self.progress, 1, 0, 1, 2)
+        grid.addWidget(self.stop_button, 1, 2)
+
+        self.undo_button = QPushButton("Undo", toolTip="Undo the last click or run (Ctrl+Z)")
+        self.redo_button = QPushButton("Redo", toolTip="Redo (Ctrl+Shift+Z)")
+        self.clear_button = QPushButton("Clear object", toolTip="Remove this object's masks and clicks")
+        self.worst_button = QPushButton("Jump to worst frame", toolTip="Lowest quality score of this object")
+        self.export_button = QPushButton("Export…", toolTip="Labels (TIFF/zarr/PNG) + prompts CSV + settings JSON")
+        edit_box = QGroupBox("Edit")
+        grid = QGridLayout(edit_box)
+        grid.addWidget(self.undo_button, 0, 0)
+        grid.addWidget(self.redo_button, 0, 1)
+        grid.addWidget(self.clear_button, 0, 2)
+        grid.addWidget(self.worst_button, 1, 0, 1, 2)
+        grid.addWidget(self.export_button, 1, 2)
+
+        self.status = QLabel("Choose an image layer.", wordWrap=True)
+        help_label = QLabel(HELP, wordWrap=True)
+        help_label.setStyleSheet("color: gray; font-size: 10px;")
+        layout = QVBoxLayout(self)
+        for w in (data_box, obj_box, prop_box, edit_box, self.status, help_label):
+            layout.addWidget(w)
+        layout.addStretch(1)
+        self.setToolTip(HELP)
+
+        self.image_combo.currentIndexChanged.connect(lambda _: self._rebuild())
+        self.axis_spin.valueChanged.connect(lambda _: self._rebuild())
+        self.backend_combo.currentIndexChanged.connect(lambda _: self._rebuild(new_segmenter=True))
+        self.device_combo.currentIndexChanged.connect(lambda _: self._rebuild(new_segmenter=True))
+        self.object_spin.valueChanged.connect(self._on_object_changed)
+        self.negative_check.toggled.connect(lambda _: self._on_object_changed(self.object_spin.value()))
+        self.new_button.clicked.connect(self.new_object)
+        self.backward_button.clicked.connect(lambda: self.propagate("backward"))
+        self.both_button.clicked.connect(lambda: self.propagate("both"))
+        self.forward_button.clicked.connect(lambda: self.propagate("forward"))
+        self.stop_button.clicked.connect(self.stop)
+        self.undo_button.clicked.connect(self.undo)
+        self.redo_button.clicked.connect(self.redo)
+        self.clear_button.clicked.connect(self.clear_object)
+        self.worst_button.clicked.connect(self.jump_to_worst_frame)
+        self.export_button.clicked.connect(self.export)
+
+    def _set_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    def _error(self, message: str, warning: bool = False) -> None:
+        self._set_status(message)
+        (show_warning if warning else show_error)(message)
+
+    def _set_busy(self, busy: bool) -> None:
+        for w in (self.image_combo, self.axis_spin, self.backend_combo, self.device_combo, self.new_button,
+                  self.backward_button, self.both_button, self.forward_button, self.undo_button,
+                  self.redo_button, self.clear_button, self.worst_button, self.export_button):
+            w.setEnabled(not busy)
+        self.stop_button.setEnabled(busy)
+        if not busy:
+            self.axis_spin.setEnabled(self.axis_spin.maximum() > 0)
+
+    # -------------------------------------------------------- viewer hooks
+    def _attach(self) -> None:
+        """Connect to the viewer and bind the keys (undone by :meth:`_detach`)."""
+        if self._hooks.attached:
+            return
+        layers = self.viewer.layers
+        self._hooks.connect(layers.events.inserted, self._refresh_image_choices)
+        self._hooks.connect(layers.events.removed, self._refresh_image_choices)
+        bind = self._hooks.bind_key
+        bind("Control-Z", lambda v: self.undo())
+        bind("Control-Shift-Z", lambda v: self.redo())
+        bind("T", lambda v: self.negative_check.toggle())
+        bind("M", lambda v: self.new_object())
+        bind("Shift-S", lambda v: self.propagate("both"))
+        self._hooks.attached = True
+        self._hook_layers()
+
+    def _detach(self) -> None:
+        """Remove keybindings and callbacks; stop a running propagation."""
+        if self.worker is not None:
+            self.worker.quit()
+        self._hooks.remove_all()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self._detach()
+        super().closeEvent(event)
+
+    def event(self, event) -> bool:
+        # napari's remove_dock_widget un-parents the widget without closing it.
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is None:
+                self._detach()
+            elif not self._hooks.attached:
+                self._attach()
+        return super().event(event)
+
+    def _hook_layers(self) -> None:
+        """(Re)connect to the current image/prompts layers."""
+        self._hooks.disconnect_group("layers")
+        if not self._hooks.attached:
+            return
+        if self.image_layer is not None:
+            self._hooks.connect(self.image_layer.events.contrast_limits, self._on_contrast, group="layers")
+        if self.points_layer is not None:
+            self._hooks.connect(self.points_layer.events.data, self._on_points_data, group="layers")
+            self._hooks.add_mouse_callback(self.points_layer, self._on_press, group="layers")
+
+    def _on_contrast(self, event=None) -> None:
+        self._contrast_stale = True
+
+    def _on_press(self, layer, event) -> None:
+        self._flip_next = "Shift" in event.modifiers
+
+    # -------------------------------------------------------- image choice
+    def _refresh_image_choices(self, event=None) -> None:
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        current = self.image_combo.currentText()
+        if names == [self.image_combo.itemText(i) for i in range(self.image_combo.count())]:
+            return
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        self.image_combo.addItems(names)
+        if current in names:
+            self.image_combo.setCurrentIndex(names.index(current))
+        self.image_combo.blockSignals(False)
+        if self.image_combo.currentText() != current or self.image_layer is None:
+            self._rebuild()
+
+    def _rebuild(self, new_segmenter: bool = False) -> None:
+        """Start afresh for the chosen layer/axis/backend; the labels layer is kept."""
+        if self.worker is not None:
+            return
+        self._sessions.clear()
+        if new_segmenter:
+            self._segmenter = None
+        name = self.image_combo.currentText()
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        self.image_layer = layer if isinstance(layer, Image) else None
+        if self.image_layer is None:
+            self._hook_layers()
+            self._set_status("Choose an image layer.")
+            return
+        n_leading = _layers.leading_axes(self.image_layer)
+        self.axis_spin.blockSignals(True)
+        self.axis_spin.setRange(0, max(n_leading - 1, 0))
+        self.axis_spin.setEnabled(n_leading > 1)
+        self.axis_spin.blockSignals(False)
+        self.labels_layer = _layers.ensure_objects_layer(self.viewer, self.image_layer)
+        self.points_layer = _layers.ensure_prompts_layer(self.viewer, self.image_layer)
+        self._hook_layers()
+        try:
+            session = self.session
+        except OISError as exc:
+            self._error(str(exc))
+            return
+        self._sync_points()
+        self._on_object_changed(self.object_spin.value())
+        self.viewer.layers.selection.active = self.points_layer
+        self.points_layer.mode = "add"
+        frames = session.frames
+        self._set_status(
+            f"{self.image_layer.name}: {frames.n_frames} frame(s) of {frames.shape[0]}x{frames.shape[1]}, "
+            f"backend {session.segmenter.name}. Click on an object."
+        )
+
+    # ------------------------------------------------------------- session
+    @property
+    def axis(self) -> int:
+        return self.axis_spin.value()
+
+    def _config(self) -> AnnotationConfig:
+        return AnnotationConfig(
+            backend=self.backend_combo.currentText(), device=self.device_combo.currentText(), axis=self.axis
+        )
+
+    def set_segmenter_factory(self, factory: SegmenterFactory) -> None:
+        """Use ``factory(backend, device) -> Segmenter`` from now on (rebuilds the session)."""
+        self._factory = factory
+        self._rebuild(new_segmenter=True)
+
+    def _session_for(self, fixed: tuple[tuple[int, int], ...]) -> AnnotationSession:
+        """The session for the held indices ``fixed`` (4-D data); built on first use."""
+        if self.image_layer is None or self.labels_layer is None:
+            raise InputError("choose an image layer first")
+        if fixed in self._sessions:
+            return self._sessions[fixed]
+        config = self._config()
+        if self._segmenter is None:
+            self._segmenter = self._factory(config.backend, config.device)
+        layer = self.image_layer
+        frames = FrameStack(
+            _layers.image_data(layer),
+            axis=self.axis,
+            rgb=layer.rgb,
+            fixed=dict(fixed),
+            normalizer=StackNormalizer.from_contrast_limits(layer.contrast_limits),
+        )
+        session = AnnotationSession(frames, labels=self.labels_layer.data, segmenter=self._segmenter, config=config)
+        self._sessions[fixed] = session
+        return session
+
+    def _current_fixed(self) -> tuple[tuple[int, int], ...]:
+        point = _layers.current_data_point(self.viewer, self.image_layer)
+        n_leading = _layers.leading_axes(self.image_layer)
+        return tuple((a, _layers.pixel_index(point[a])) for a in range(n_leading) if a != self.axis)
+
+    @property
+    def session(self) -> AnnotationSession:
+        """The session at the viewer's current position (raises InputError without an image)."""
+        if self.image_layer is None:
+            raise InputError("choose an image layer first")
+        return self._session_for(self._current_fixed())
+
+    def current_frame(self) -> int:
+        """Index of the displayed frame along the frame axis."""
+        if _layers.leading_axes(self.image_layer) == 0:
+            return 0
+        return _layers.pixel_index(_layers.current_data_point(self.viewer, self.image_layer)[self.axis])
+
+    def _apply_contrast(self) -> None:
+        # Embeddings depend on the intensity mapping: new contrast limits = fresh cache.
+        if self._contrast_stale and self.image_layer is not None:
+            normalizer = StackNormalizer.from_contrast_limits(self.image_layer.contrast_limits)
+            for session in self._sessions.values():
+                with session.lock:
+                    session.frames.normalizer = normalizer
+                    session.cache.clear()
+            self._contrast_stale = False
+
+    def _refresh_labels(self) -> None:
+        if self.labels_layer is not None:
+            self.labels_layer.refresh()
+
+    def _sync_points(self) -> None:
+        """Make the prompts layer show exactly the clicks of the sessions."""
+        if self.points_layer is None or self.image_layer is None:
+            return
+        clicks = [(c, fixed) for fixed, s in self._sessions.items() for c in s.prompts]
+        self._syncing = True
+        try:
+            _layers.show_clicks(
+                self.points_layer, self.labels_layer, clicks, self.axis, _layers.leading_axes(self.image_layer)
+            )
+        finally:
+            self._syncing = False
+
+    # ------------------------------------------------------------- clicks
+    def _on_points_data(self, event) -> None:
+        if self._syncing:
+            return
+        if event.action == ActionType.REMOVED:
+            self._set_status("Clicks are removed with Undo (Ctrl+Z); the prompts layer mirrors the session.")
+            QTimer.singleShot(0, self._sync_points)
+            return
+        if event.action != ActionType.ADDED:
+            return
+        flip, self._flip_next = self._flip_next, False
+        positive = (not self.negative_check.isChecked()) ^ flip
+        for point in self.points_layer.data[list(event.data_indices)]:
+            self._click_at(point, positive)
+        # napari still touches the new point after this event: rebuild on the next tick.
+        QTimer.singleShot(0, self._sync_points)
+
+    def _click_at(self, point, positive: bool) -> bool:
+        """Add a click at a prompts-layer data point; errors become notifications."""
+        try:
+            self._apply_contrast()
+            n_leading = _layers.leading_axes(self.image_layer) if self.image_layer is not None else 0
+            click, fixed = _layers.click_from_point(point, self.axis, n_leading, self.object_spin.value(), positive)
+            session = self._session_for(fixed)
+            prediction = session.add_click(click)
+        except OISError as exc:
+            self._error(str(exc), warning=True)
+            return False
+        except Exception as exc:  # a backend bug must not take napari down
+            self._error(f"segmentation failed: {exc!r}")
+            return False
+        self._refresh_labels()
+        kind = "positive" if click.positive else "negative"
+        self._set_status(
+            f"Object {click.object_id}, frame {click.frame}: {kind} click at "
+            f"(y={click.y:g}, x={click.x:g}), score {prediction.score:.2f}."
+        )
+        return True
+
+    def add_clicks(self, clicks: Iterable[Click]) -> int:
+        """Apply clicks (e.g. read from a prompts CSV) at the current held position.
+
+        Returns the number of clicks accepted; the others are reported.
+        """
+        done = 0
+        for click in clicks:
+            n_leading = _layers.leading_axes(self.image_layer) if self.image_layer is not None else 0
+            fixed = self._current_fixed() if self.image_layer is not None else ()
+            point = _layers.point_from_click(click, self.axis, n_leading, fixed)
+            with _spin_value(self.object_spin, click.object_id):
+                done += self._click_at(point, click.positive)
+        self._sync_points()
+        return done
+
+    def load_prompts(self, path: str | Path) -> int:
+        """Read a prompts CSV and apply its clicks; returns how many were accepted."""
+        try:
+            clicks = read_prompts(path)
+        except OISError as exc:
+            self._error(str(exc))
+            return 0
+        return self.add_clicks(clicks)
+
+    # ------------------------------------------------------------- objects
+    def _on_object_changed(self, object_id: int) -> None:
+        if self.labels_layer is not None:
+            self.labels_layer.selected_label = int(object_id)  # manual painting uses the same id
+        if self.points_layer is not None:
+            # What napari gives a new point before the click is processed.
+            positive = not self.negative_check.isChecked()
+            self.points_layer.feature_defaults = {
+                **_layers.FEATURE_DEFAULTS, "object_id": int(object_id), "positive": positive
+            }
+            self.points_layer.current_face_color = _color_name(positive)
+
+    def new_object(self) -> None:
+        """Switch to an id no object uses yet."""
+        ids = [s.new_object_id() for s in self._sessions.values()] or [1]
+        self.object_spin.setValue(max(ids))
+        self._set_status(f"New object {self.object_spin.value()}: click on it.")
+
+    def clear_object(self) -> None:
+        """Remove the current object's masks and clicks (undoable)."""
+        if self._busy():
+            return
+        try:
+            n = self.session.clear_object(self.object_spin.value())
+        except OISError as exc:
+            self._error(str(exc))
+            return
+        self._refresh_labels()
+        self._sync_points()
+        self._set_status(f"Cleared object {self.object_spin.value()} on {n} frame(s) (Undo restores it).")
+
+    def _busy(self) -> bool:
+        if self.worker is not None:
+            self._set_status("A propagation is running: Stop it first.")
+            return True
+        return False
+
+    def undo(self) -> None:
+        """Revert the last click, clear or whole propagation run."""
+        self._undo_redo("undo")
+
+    def redo(self) -> None:
+        """Re-apply the last undone step."""
+        self._undo_redo("redo")
+
+    def _undo_redo(self, which: str) -> None:
+        if self._busy():
+            return
+        try:
+            action = getattr(self.session, which)()
+        except OISError as exc:
+            self._error(str(exc))
+            return
+        if action is None:
+            self._set_status(f"Nothing to {which}.")
+            return
+        self._refresh_labels()
+        self._sync_points()
+        verb = "Undone" if which == "undo" else "Redone"
+        self._set_status(f"{verb}: {action.kind} of object {action.object_id} ({len(action.frames)} frame(s)).")
+
+    def jump_to_worst_frame(self) -> int | None:
+        """Show the propagated frame of the current object with the lowest quality score."""
+        try:
+            session = self.session
+        except OISError as exc:
+            self._error(str(exc))
+            return None
+        obj = self.object_spin.value()
+        frame = session.worst_frame(obj)
+        if frame is None:
+            self._set_status(f"Object {obj} has no propagated frame yet.")
+            return None
+        _layers.move_to_frame(self.viewer, self.image_layer, self.axis, frame)
+        self._set_status(f"Worst frame of object {obj}: {frame} (score {session.scores[obj][frame]:.2f}).")
+        return frame
+
+    # --------------------------------------------------------- propagation
+    def propagate(self, direction: str = "both"):
+        """Start propagating the current object; returns the worker (None if not started).
+
+        If the displayed frame is a keyframe of an object that was propagated before,
+        this is a correction: only the frames that change are recomputed from there.
+        """
+        if self.worker is not None:
+            return None
+        try:
+            self._apply_contrast()
+            session = self.session
+            obj = self.object_spin.value()
+            frame = self.current_frame()
+            correcting = frame in session.keyframes_of(obj) and bool(session.scores.get(obj))
+            start = frame if correcting else None
+            results = session.propagation(obj, direction, start)
+        except OISError as exc:
+            self._error(str(exc), warning=True)
+            return None
+        run = session.begin_run(obj)
+        self._run = (session, run)
+        # Upper bound of the frames to compute: the run may end early (object lost, or a
+        # correction agreeing again with the earlier masks).
+        self.progress.setRange(0, max(session.frames.n_frames - len(session.keyframes_of(obj)), 1))
+        self.progress.setValue(0)
+        worker = create_worker(_iterate, results, _start_thread=False)
+        worker.yielded.connect(self._on_yielded)
+        worker.errored.connect(self._on_worker_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._set_busy(True)
+        what = f"from frame {start}" if correcting else direction
+        self._set_status(f"Propagating object {obj} ({what})…")
+        worker.start()
+        return worker
+
+    def _on_yielded(self, result: FrameResult) -> None:
+        if self._run is None:
+            return
+        session, run = self._run
+        session.apply_result(run, result)
+        if not self._hooks.attached:
+            return  # the widget is going away: keep the data consistent, skip the UI
+        self._refresh_labels()
+        self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
+        self._set_status(f"Object {run.object_id}: frame {result.frame} done (score {result.score:.2f}).")
+
+    def _on_worker_error(self, exc: Exception) -> None:
+        message = str(exc) if isinstance(exc, OISError) else f"propagation failed: {exc!r}"
+        if self._hooks.attached:
+            self._error(message)
+
+    def _on_finished(self) -> None:
+        stopped = self.worker is not None and self.worker.abort_requested
+        self.worker = None
+        if self._run is None:
+            return
+        session, run = self._run
+        self._run = None
+        session.end_run(run)
+        if not self._hooks.attached:
+            return
+        self._set_busy(False)
+        done = len(run.frames)
+        worst = session.worst_frame(run.object_id)
+        text = f"{'Stopped' if stopped else 'Propagated'} object {run.object_id}: {done} frame(s) updated"
+        text += "; each is complete." if stopped else "."
+        if worst is not None:
+            text += f" Worst frame {worst} (score {session.scores[run.object_id][worst]:.2f})."
+        self._set_status(text)
+        self.propagation_finished.emit()
+
+    def stop(self) -> None:
+        """Stop the running propagation after the frame being computed."""
+        if self.worker is not None:
+            self.worker.quit()
+            self._set_status("Stopping after the current frame…")
+
+    # -------------------------------------------------------------- export
+    def save(self, path: str | Path) -> tuple[Path, ...]:
+        """Write the labels to ``path`` (.tif/.tiff, .zarr, or a folder of PNGs) and the
+        session next to it: ``<stem>_prompts.csv`` and ``<stem>_settings.json``.
+
+        Returns the written paths; errors are notified and re-raised as OISError.
+        """
+        try:
+            session = self.session
+            path = Path(path)
+            written = core_io.write_labels(path, self.labels_layer.data)
+            stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+            source = getattr(getattr(self.image_layer, "source", None), "path", None)
+            extra = {"image_layer": self.image_layer.name, "held_indices": {str(a): i for a, i in self._current_fixed()}}
+            session_files = core_io.write_session(
+                path.with_name(f"{stem}_prompts.csv"),
+                list(session.prompts),
+                session.config,
+                image_path=source,
+                keyframes={k: sorted(v) for k, v in session.keyframes.items()},
+                extra=extra,
+            )
+        except OISError as exc:
+            self._error(str(exc))
+            raise
+        files = (Path(written), *session_files)
+        self._set_status("Exported " + ", ".join(p.name for p in files) + f" to {path.parent}.")
+        return files
+
+    def export(self) -> None:
+        """Ask for a labels path and :meth:`save` there."""
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export labels", "objects.tif", "TIFF (*.tif *.tiff);;zarr (*.zarr);;PNG folder (*)"
+        )
+        if path:
+            try:
+                self.save(path)
+            except OISError:
+                pass  # already notified
+
+
+def _color_name(positive: bool) -> str:
+    rgba = _layers.POSITIVE_COLOR if positive else _layers.NEGATIVE_COLOR
+    return "#" + "".join(f"{round(255 * v):02x}" for v in rgba[:3])
+
+
+class _spin_value:
+    """Temporarily set a spin box (the object id) while applying stored clicks."""
+
+    def __init__(self, spin: QSpinBox, value: int):
+        self.spin, self.value = spin, value
+
+    def __enter__(self):
+        self.old = self.spin.value()
+        self.spin.blockSignals(True)
+        self.spin.setValue(self.value)
+
+    def __exit__(self, *exc):
+        self.spin.setValue(self.old)
+        self.spin.blockSignals(False)

@@ -1,0 +1,222 @@
+"""The "Annotate objects" widget in a real napari viewer (run under Xvfb).
+
+A deterministic fake segmenter (tests/conftest.py) is injected through the widget's
+``segmenter_factory``, so the expected masks are exact and the tests are fast.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("qtpy")
+
+from conftest import BrightComponentSegmenter, moving_squares  # noqa: E402
+from napari.utils.key_bindings import coerce_keybinding  # noqa: E402
+from napari.utils.notifications import notification_manager  # noqa: E402
+
+from napari_ois._widgets import AnnotateObjectsWidget  # noqa: E402
+from napari_ois.core.clicks import read_prompts  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+TIMEOUT_MS = 10_000
+
+
+class GatedSegmenter(BrightComponentSegmenter):
+    """Propagation frames wait for a permit, so a test controls how far a run gets."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Semaphore(0)
+
+    def predict(self, embedding, clicks, prev_prob=None, reference=None):
+        if reference is not None:
+            assert self.gate.acquire(timeout=10), "test never released the gate"
+        return super().predict(embedding, clicks, prev_prob, reference)
+
+
+@pytest.fixture
+def notifications():
+    received = []
+    notification_manager.notification_ready.connect(received.append)
+    yield received
+    notification_manager.notification_ready.disconnect(received.append)
+
+
+@pytest.fixture
+def annotate(make_napari_viewer, squares):
+    """Viewer with the moving squares, the widget docked with the fake segmenter."""
+
+    def make(segmenter=None):
+        video, truth = squares
+        viewer = make_napari_viewer()
+        viewer.add_image(video, name="squares")
+        seg = segmenter or BrightComponentSegmenter()
+        widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda backend, device: seg)
+        viewer.window.add_dock_widget(widget, name="Annotate objects")
+        return viewer, widget, truth
+
+    return make
+
+
+def click(widget, frame, y, x):
+    """What napari's add mode does on a click in the prompts layer."""
+    widget.points_layer.add(np.array([frame, y, x], dtype=float))
+
+
+def test_layers_are_created_for_the_image(annotate):
+    viewer, widget, truth = annotate()
+    assert widget.labels_layer.name == "objects"
+    assert widget.labels_layer.data.shape == truth.shape
+    assert widget.points_layer.name == "prompts" and widget.points_layer.ndim == 3
+    assert viewer.layers.selection.active is widget.points_layer
+    assert widget.points_layer.mode == "add"
+
+
+def test_click_segments_that_frame_only(annotate, qtbot):
+    viewer, widget, truth = annotate()
+    click(widget, 3, 8, 2 + 2 * 3 + 3)
+    labels = widget.labels_layer.data
+    assert np.array_equal(labels[3] == 1, truth[3] == 1)
+    assert labels[[0, 1, 2, 4, 5, 6, 7, 8, 9]].max() == 0
+    qtbot.waitUntil(lambda: widget.points_layer.features["frame"].tolist() == [3], timeout=TIMEOUT_MS)
+    assert widget.points_layer.features["object_id"].tolist() == [1]
+    assert widget.points_layer.features["positive"].tolist() == [True]
+    # A second object keeps the first one's pixels.
+    widget.new_object()
+    assert widget.object_spin.value() == 2
+    click(widget, 3, 28, 2 + 2 * 3 + 8)
+    assert np.array_equal(labels[3], truth[3])
+
+
+def test_negative_click_removes(annotate, qtbot):
+    viewer, widget, truth = annotate()
+    click(widget, 0, 8, 4)
+    click(widget, 0, 28, 9)  # positive on object 2's square: both squares are object 1 now
+    assert (widget.labels_layer.data[0] == 1).sum() == (truth[0] > 0).sum()
+    # 'T' toggles negative clicks (bound on the viewer while the widget lives).
+    viewer.keymap[coerce_keybinding("T")](viewer)
+    assert widget.negative_check.isChecked()
+    click(widget, 0, 28, 9)
+    assert np.array_equal(widget.labels_layer.data[0] == 1, truth[0] == 1)
+    qtbot.waitUntil(lambda: widget.points_layer.features["positive"].tolist() == [True, True, False], timeout=TIMEOUT_MS)
+    assert np.allclose(widget.points_layer.face_color[2, :3], [0.95, 0.15, 0.15])
+
+
+def test_click_outside_image_notifies_and_changes_nothing(annotate, qtbot, notifications):
+    viewer, widget, truth = annotate()
+    click(widget, 0, 8, 4)
+    before = widget.labels_layer.data.copy()
+    click(widget, 0, 8, 45)
+    assert np.array_equal(widget.labels_layer.data, before)
+    assert any("outside" in str(n.message) for n in notifications)
+    assert "outside" in widget.status.text()
+    qtbot.waitUntil(lambda: len(widget.points_layer.data) == 1, timeout=TIMEOUT_MS)
+    assert len(widget.session.prompts) == 1
+
+
+def test_propagate_both_fills_every_frame(annotate, qtbot):
+    viewer, widget, truth = annotate()
+    click(widget, 4, 8, 2 + 8 + 3)
+    with qtbot.waitSignal(widget.propagation_finished, timeout=TIMEOUT_MS):
+        widget.both_button.click()
+        assert not widget.both_button.isEnabled() and widget.stop_button.isEnabled()
+    assert widget.worker is None and widget.both_button.isEnabled()
+    assert np.array_equal(widget.labels_layer.data == 1, truth == 1)
+    assert widget.progress.value() == 9
+    # Undo reverts the whole run, redo brings it back.
+    widget.undo_button.click()
+    assert np.array_equal(widget.labels_layer.data[4] == 1, truth[4] == 1)
+    assert widget.labels_layer.data[[0, 1, 2, 3, 5, 6, 7, 8, 9]].max() == 0
+    widget.redo_button.click()
+    assert np.array_equal(widget.labels_layer.data == 1, truth == 1)
+    assert widget.jump_to_worst_frame() is not None
+
+
+def test_stop_leaves_frames_untouched_or_complete(annotate, qtbot):
+    segmenter = GatedSegmenter()
+    viewer, widget, truth = annotate(segmenter)
+    click(widget, 0, 8, 4)
+    applied = []
+    widget.propagate("forward").yielded.connect(lambda r: applied.append(r.frame))
+    segmenter.gate.release(3)
+    qtbot.waitUntil(lambda: len(applied) >= 3, timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(widget.propagation_finished, timeout=TIMEOUT_MS):
+        widget.stop_button.click()
+        segmenter.gate.release(100)  # let the frame in progress finish
+    labels = widget.labels_layer.data
+    complete = [t for t in range(10) if np.array_equal(labels[t] == 1, truth[t] == 1)]
+    untouched = [t for t in range(10) if not labels[t].any()]
+    assert sorted(complete + untouched) == list(range(10))
+    assert 4 <= len(complete) <= 5 and untouched  # keyframe + 3 or 4 frames, then it stopped
+    assert "Stopped" in widget.status.text()
+    # The partial run is one undo step.
+    widget.undo()
+    assert labels[1:].max() == 0 and np.array_equal(labels[0] == 1, truth[0] == 1)
+
+
+def test_undo_redo_keys_and_clicks_stay_in_sync(annotate, qtbot):
+    viewer, widget, truth = annotate()
+    click(widget, 2, 8, 8)
+    click(widget, 5, 8, 14)
+    qtbot.waitUntil(lambda: widget.points_layer.features["frame"].tolist() == [2, 5], timeout=TIMEOUT_MS)
+    viewer.keymap[coerce_keybinding("Control-Z")](viewer)
+    assert not widget.labels_layer.data[5].any() and widget.labels_layer.data[2].any()
+    assert widget.points_layer.features["frame"].tolist() == [2]
+    viewer.keymap[coerce_keybinding("Control-Shift-Z")](viewer)
+    assert widget.labels_layer.data[5].any()
+    assert sorted(widget.points_layer.features["frame"].tolist()) == [2, 5]
+
+
+def test_export_writes_labels_prompts_and_settings(annotate, qtbot, tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    viewer, widget, truth = annotate()
+    click(widget, 0, 8, 4)
+    click(widget, 0, 28, 9)
+    files = widget.save(tmp_path / "out.tif")
+    names = sorted(p.name for p in files)
+    assert names == ["out.tif", "out_prompts.csv", "out_settings.json"]
+    assert np.array_equal(tifffile.imread(tmp_path / "out.tif"), widget.labels_layer.data)
+    clicks = read_prompts(tmp_path / "out_prompts.csv")
+    assert [(c.object_id, c.frame, c.y, c.x, c.positive) for c in clicks] == [
+        (1, 0, 8.0, 4.0, True),
+        (1, 0, 28.0, 9.0, True),
+    ]
+
+
+def test_closing_the_widget_removes_its_keybindings(make_napari_viewer, squares):
+    video, _ = squares
+    viewer = make_napari_viewer()
+    viewer.add_image(video)
+    before = dict(viewer.keymap)
+    widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda b, d: BrightComponentSegmenter())
+    viewer.window.add_dock_widget(widget)
+    assert coerce_keybinding("Control-Z") in viewer.keymap
+    n_callbacks = len(widget.points_layer.mouse_drag_callbacks)
+    viewer.window.remove_dock_widget(widget)
+    assert dict(viewer.keymap) == before
+    assert len(widget.points_layer.mouse_drag_callbacks) == n_callbacks - 1
+    widget.close()
+    widget.deleteLater()
+
+
+def test_4d_data_walks_the_chosen_axis(make_napari_viewer, qtbot):
+    video, truth = moving_squares(n_frames=6)
+    stack = np.stack([video, video[::-1]])  # (T=2, Z=6, Y, X)
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="tz")
+    widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda b, d: BrightComponentSegmenter())
+    viewer.window.add_dock_widget(widget)
+    assert widget.axis_spin.isEnabled() and widget.axis_spin.maximum() == 1
+    widget.axis_spin.setValue(1)
+    viewer.dims.set_point(0, 1)  # hold t = 1
+    widget.points_layer.add(np.array([1, 0, 8, 2 + 2 * 5 + 3], dtype=float))
+    with qtbot.waitSignal(widget.propagation_finished, timeout=TIMEOUT_MS):
+        widget.propagate("forward")
+    labels = widget.labels_layer.data
+    assert np.array_equal(labels[1] == 1, truth[::-1] == 1)
+    assert not labels[0].any()
