@@ -400,16 +400,39 @@ def write_video(path: Path, frames: np.ndarray, fps: int = VIDEO_FPS, quality: f
     writer.close()
 
 
+def _along_major_axis(mask: np.ndarray, parts: int) -> list[np.ndarray]:
+    """Split a (Y, X) bool mask into ``parts`` pieces along its longest direction."""
+    ys, xs = np.nonzero(mask)
+    coords = np.stack([ys, xs], 1).astype(float)
+    centred = coords - coords.mean(0)
+    axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+    proj = centred @ axis
+    edges = np.quantile(proj, np.linspace(0, 1, parts + 1))
+    pieces = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        piece = np.zeros_like(mask)
+        keep = (proj >= lo) & (proj <= hi)
+        piece[ys[keep], xs[keep]] = True
+        pieces.append(piece)
+    return pieces
+
+
 def video_prompts(labels: np.ndarray) -> list[tuple[int, int, int, int, int]]:
-    """Demo clicks on frame 0: a positive click deep inside objects 1 and 2, one negative for 2."""
+    """Demo clicks on frame 0, as a user would make them.
+
+    One positive click deep inside the blob (1) and the arrow (3); the striped ellipse
+    (2) has stripes of different colours, so the user gives one positive click on each
+    third of it along its long axis.
+    """
     lab0 = labels[0]
     rows = []
-    for obj in (1, 2):
+    for obj in (1, 3):
         y, x = interior_point(lab0 == obj)
         rows.append((obj, 0, y, x, 1))
-    y, x = background_point(lab0 == 2, lab0, 6, 9)
-    rows.append((2, 0, y, x, 0))
-    return rows
+    for piece in _along_major_axis(lab0 == 2, 3):
+        y, x = interior_point(piece)
+        rows.append((2, 0, y, x, 1))
+    return sorted(rows)
 
 
 # --------------------------------------------------------------------------- cells

@@ -19,6 +19,7 @@ from napari_ois.core.errors import InputError
 from napari_ois.core.io import (
     VideoReader,
     open_image_data,
+    read_image_file,
     read_labels,
     read_session,
     session_paths,
@@ -259,13 +260,15 @@ def test_labels_are_written_frame_by_frame(tmp_path):
 def test_single_frame_png_and_ctc(tmp_path):
     frame = np.zeros((6, 8), np.uint16)
     frame[1:3, 2:5] = 4
-    np.testing.assert_array_equal(read_labels(write_labels(tmp_path / "one.png", frame)), frame)
+    for name in ("one.png", "one.tif", "one.zarr"):
+        np.testing.assert_array_equal(read_labels(write_labels(tmp_path / name, frame)), frame)
     with pytest.raises(InputError, match="folder"):
         write_labels(tmp_path / "two.png", np.stack([frame, frame]))
 
     stack = np.stack([frame, np.zeros_like(frame), frame])
     out = write_ctc(tmp_path / "01_RES", stack)
-    assert sorted(p.name for p in out.iterdir()) == ["mask000.tif", "mask001.tif", "mask002.tif", "res_track.txt"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["mask000.tif", "mask001.tif", "mask002.tif", "res_track.txt"]
     assert (out / "res_track.txt").read_text() == "4 0 2 0\n"
 
 
@@ -276,6 +279,8 @@ def test_read_labels_conversions(tmp_path):
     pal.putpalette([0, 0, 0, 200, 0, 0, 0, 200, 0])
     pal.save(tmp_path / "davis.png")
     assert read_labels(tmp_path / "davis.png").tolist() == [[0, 1, 2, 2]]  # indices, not colours
+    assert read_image_file(tmp_path / "davis.png", labels=True).tolist() == [[0, 1, 2, 2]]
+    assert read_image_file(tmp_path / "davis.png").shape[:2] == (1, 4)  # as an image: colours
 
     Image.fromarray(np.array([[0, 255, 255]], np.uint8)).save(tmp_path / "binary.png")
     assert read_labels(tmp_path / "binary.png").tolist() == [[0, 1, 1]]  # 0/255 mask -> object 1
@@ -362,7 +367,9 @@ def test_writer_contributions(tmp_path):
     paths = write_prompts_csv(str(tmp_path / "p.csv"), points, meta)
     assert [Path(p).name for p in paths] == ["p.csv", "p_settings.json"]
     saved = read_session(paths[0])
-    assert saved.clicks == [Click(1, 3, 10.0, 4.0, True), Click(1, 3, 12.0, 5.0, False), Click(2, 7, 1.0, 1.0, True)]
+    assert saved.clicks == [
+        Click(1, 3, 10.0, 4.0, True), Click(1, 3, 12.0, 5.0, False), Click(2, 7, 1.0, 1.0, True)
+    ]
     assert saved.config.threshold == 0.3
 
     [empty] = write_prompts_csv(str(tmp_path / "e.csv"), np.zeros((0, 3)), {"features": {}})

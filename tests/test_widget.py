@@ -7,6 +7,7 @@ A deterministic fake segmenter (tests/conftest.py) is injected through the widge
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ pytest.importorskip("napari")
 pytest.importorskip("qtpy")
 
 from conftest import BrightComponentSegmenter, moving_squares  # noqa: E402
+from napari.utils._proxies import ReadOnlyWrapper  # noqa: E402
+from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks  # noqa: E402
 from napari.utils.key_bindings import coerce_keybinding  # noqa: E402
 from napari.utils.notifications import notification_manager  # noqa: E402
 
@@ -63,9 +66,27 @@ def annotate(make_napari_viewer, squares):
     return make
 
 
-def click(widget, frame, y, x):
-    """What napari's add mode does on a click in the prompts layer."""
-    widget.points_layer.add(np.array([frame, y, x], dtype=float))
+@dataclass
+class MouseEvent:
+    """The fields of a vispy mouse event that napari's layer callbacks read."""
+
+    type: str
+    position: tuple
+    modifiers: list = field(default_factory=list)
+    pos: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    is_dragging: bool = False
+    view_direction: list | None = None
+    up_direction: list | None = None
+    dims_displayed: list = field(default_factory=lambda: [1, 2])
+
+
+def click(widget, frame, y, x, shift=False):
+    """A mouse click (press + release, no move) in the prompts layer, as napari delivers it."""
+    layer = widget.points_layer
+    modifiers = ["Shift"] if shift else []
+    for kind, callbacks in (("mouse_press", mouse_press_callbacks), ("mouse_release", mouse_release_callbacks)):
+        event = MouseEvent(kind, (float(frame), float(y), float(x)), modifiers)
+        callbacks(layer, ReadOnlyWrapper(event, exceptions=("handled",)))
 
 
 def test_layers_are_created_for_the_image(annotate):
@@ -79,7 +100,7 @@ def test_layers_are_created_for_the_image(annotate):
 
 def test_click_segments_that_frame_only(annotate, qtbot):
     viewer, widget, truth = annotate()
-    click(widget, 3, 8, 2 + 2 * 3 + 3)
+    widget.points_layer.add(np.array([3, 8, 2 + 2 * 3 + 3], dtype=float))  # napari's add, directly
     labels = widget.labels_layer.data
     assert np.array_equal(labels[3] == 1, truth[3] == 1)
     assert labels[[0, 1, 2, 4, 5, 6, 7, 8, 9]].max() == 0
@@ -98,13 +119,18 @@ def test_negative_click_removes(annotate, qtbot):
     click(widget, 0, 8, 4)
     click(widget, 0, 28, 9)  # positive on object 2's square: both squares are object 1 now
     assert (widget.labels_layer.data[0] == 1).sum() == (truth[0] > 0).sum()
+    # Shift+click: one click of the opposite polarity.
+    click(widget, 0, 28, 9, shift=True)
+    assert np.array_equal(widget.labels_layer.data[0] == 1, truth[0] == 1)
     # 'T' toggles negative clicks (bound on the viewer while the widget lives).
     viewer.keymap[coerce_keybinding("T")](viewer)
     assert widget.negative_check.isChecked()
-    click(widget, 0, 28, 9)
-    assert np.array_equal(widget.labels_layer.data[0] == 1, truth[0] == 1)
-    qtbot.waitUntil(lambda: widget.points_layer.features["positive"].tolist() == [True, True, False], timeout=TIMEOUT_MS)
-    assert np.allclose(widget.points_layer.face_color[2, :3], [0.95, 0.15, 0.15])
+    click(widget, 0, 8, 4)
+    assert not widget.labels_layer.data[0].any()
+    expected = [True, True, False, False]
+    qtbot.waitUntil(lambda: widget.points_layer.features["positive"].tolist() == expected, timeout=TIMEOUT_MS)
+    assert np.allclose(widget.points_layer.face_color[2:, :3], [0.95, 0.15, 0.15])
+    assert np.allclose(widget.points_layer.face_color[:2, :3], [0.2, 0.9, 0.25])
 
 
 def test_click_outside_image_notifies_and_changes_nothing(annotate, qtbot, notifications):
@@ -220,3 +246,46 @@ def test_4d_data_walks_the_chosen_axis(make_napari_viewer, qtbot):
     labels = widget.labels_layer.data
     assert np.array_equal(labels[1] == 1, truth[::-1] == 1)
     assert not labels[0].any()
+
+
+def test_single_rgb_image_and_removed_layers(make_napari_viewer, qtbot):
+    video, truth = moving_squares(n_frames=1)
+    rgb = np.repeat(video[0][..., None], 3, axis=-1)
+    viewer = make_napari_viewer()
+    viewer.add_image(rgb, rgb=True, name="photo")
+    widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda b, d: BrightComponentSegmenter())
+    viewer.window.add_dock_widget(widget)
+    assert widget.labels_layer.data.shape == truth.shape[1:] and widget.points_layer.ndim == 2
+    widget.points_layer.add(np.array([8.0, 4.0]))
+    assert np.array_equal(widget.labels_layer.data == 1, truth[0] == 1)
+    # Removing the prompts layer is survivable: a click-less action says what to do.
+    viewer.layers.remove(widget.points_layer)
+    assert widget.points_layer is None
+    widget.undo()
+    assert "image" in widget.status.text()
+    widget._reactivate(0)
+    assert widget.points_layer is not None and widget.labels_layer.data.any()
+
+
+def test_manifest_docks_the_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((3, 20, 20), np.uint8))
+    _, widget = viewer.window.add_plugin_dock_widget("napari-ois", "Annotate objects")
+    assert isinstance(widget, AnnotateObjectsWidget)
+    assert widget.session.segmenter.name  # the default backend was built
+
+
+def test_demo_opens_the_sample_with_its_clicks(make_napari_viewer):
+    from napari_ois._widgets.launch import open_demo
+
+    from napari_ois._sample_data import sample_path
+
+    clicks = read_prompts(sample_path("video_prompts.csv"))
+    viewer = make_napari_viewer()
+    _, widget = open_demo("video", viewer=viewer)
+    assert len(widget.points_layer.data) == len(widget.session.prompts) == len(clicks)
+    objects = sorted({c.object_id for c in clicks})
+    assert widget.session.objects() == objects
+    frames = sorted({c.frame for c in clicks})
+    assert set(np.unique(widget.labels_layer.data[frames])) <= {0, *objects}
+    assert widget.labels_layer.data[frames].any()

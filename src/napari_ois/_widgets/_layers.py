@@ -26,6 +26,21 @@ PROMPTS_NAME = "prompts"
 POSITIVE_COLOR = np.array([0.2, 0.9, 0.25, 1.0])  # green: "this is the object"
 NEGATIVE_COLOR = np.array([0.95, 0.15, 0.15, 1.0])  # red: "leave this out"
 FEATURE_DEFAULTS = {"object_id": 1, "frame": 0, "positive": True}
+# Saturated, mutually distinct colours for objects 1, 2, 3, ... (cycled); napari's random
+# label colours are often dark or close to the object's own colour and vanish on video.
+OBJECT_COLORS = np.array(
+    [
+        [0.0, 0.0, 0.0, 0.0],  # background
+        [1.0, 0.85, 0.0, 1.0],  # yellow
+        [0.0, 0.85, 1.0, 1.0],  # cyan
+        [1.0, 0.2, 0.75, 1.0],  # magenta
+        [0.45, 1.0, 0.1, 1.0],  # lime
+        [1.0, 0.45, 0.0, 1.0],  # orange
+        [0.35, 0.45, 1.0, 1.0],  # blue
+        [0.6, 1.0, 0.85, 1.0],  # mint
+        [1.0, 0.6, 0.6, 1.0],  # salmon
+    ]
+)
 
 
 def image_data(layer: "Image"):
@@ -63,12 +78,15 @@ def ensure_objects_layer(viewer: "napari.Viewer", image: "Image") -> "Labels":
             and _same_geometry(layer, image)
         ):
             return layer
+    from napari.utils.colormaps import CyclicLabelColormap
+
     return viewer.add_labels(
         np.zeros(shape, dtype=np.uint32),
         name=OBJECTS_NAME,
         scale=image.scale,
         translate=image.translate,
-        opacity=0.55,
+        opacity=0.6,
+        colormap=CyclicLabelColormap(colors=OBJECT_COLORS),
     )
 
 
@@ -99,7 +117,7 @@ def ensure_prompts_layer(viewer: "napari.Viewer", image: "Image") -> "Points":
         },
         feature_defaults=FEATURE_DEFAULTS,
         # Big enough to see on a video frame, small enough not to hide a small object.
-        size=float(np.clip(min(height, width) / 45.0, 3.0, 12.0)),
+        size=float(np.clip(min(height, width) / 32.0, 3.0, 14.0)),
         face_color=POSITIVE_COLOR,
         border_color="white",
         border_width=0.12,

@@ -159,6 +159,7 @@ class AnnotateObjectsWidget(QWidget):
         self.setToolTip(HELP)
 
         self.image_combo.currentIndexChanged.connect(lambda _: self._rebuild())
+        self.image_combo.activated.connect(self._reactivate)
         self.axis_spin.valueChanged.connect(lambda _: self._rebuild())
         self.backend_combo.currentIndexChanged.connect(lambda _: self._rebuild(new_segmenter=True))
         self.device_combo.currentIndexChanged.connect(lambda _: self._rebuild(new_segmenter=True))
@@ -198,7 +199,7 @@ class AnnotateObjectsWidget(QWidget):
             return
         layers = self.viewer.layers
         self._hooks.connect(layers.events.inserted, self._refresh_image_choices)
-        self._hooks.connect(layers.events.removed, self._refresh_image_choices)
+        self._hooks.connect(layers.events.removed, self._on_layer_removed)
         bind = self._hooks.bind_key
         bind("Control-Z", lambda v: self.undo())
         bind("Control-Shift-Z", lambda v: self.redo())
@@ -245,6 +246,16 @@ class AnnotateObjectsWidget(QWidget):
         self._flip_next = "Shift" in event.modifiers
 
     # -------------------------------------------------------- image choice
+    def _on_layer_removed(self, event=None) -> None:
+        layers = self.viewer.layers
+        if any(x is not None and x not in layers for x in (self.labels_layer, self.points_layer)):
+            # Not recreated here: the viewer may be closing. Picking the image again does it.
+            self.labels_layer = self.points_layer = None
+            self._sessions.clear()
+            self._hook_layers()
+            self._set_status("The objects or prompts layer was removed: pick the image again to start afresh.")
+        self._refresh_image_choices()
+
     def _refresh_image_choices(self, event=None) -> None:
         names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
         current = self.image_combo.currentText()
@@ -257,6 +268,11 @@ class AnnotateObjectsWidget(QWidget):
             self.image_combo.setCurrentIndex(names.index(current))
         self.image_combo.blockSignals(False)
         if self.image_combo.currentText() != current or self.image_layer is None:
+            self._rebuild()
+
+    def _reactivate(self, index: int) -> None:
+        # Choosing the same image again recreates removed objects/prompts layers.
+        if self.labels_layer is None or self.points_layer is None:
             self._rebuild()
 
     def _rebuild(self, new_segmenter: bool = False) -> None:
@@ -293,7 +309,7 @@ class AnnotateObjectsWidget(QWidget):
         frames = session.frames
         self._set_status(
             f"{self.image_layer.name}: {frames.n_frames} frame(s) of {frames.shape[0]}x{frames.shape[1]}, "
-            f"backend {session.segmenter.name}. Click on an object."
+            f"backend {session.segmenter.name}. Click on an object (labels already made are kept)."
         )
 
     # ------------------------------------------------------------- session
@@ -313,8 +329,8 @@ class AnnotateObjectsWidget(QWidget):
 
     def _session_for(self, fixed: tuple[tuple[int, int], ...]) -> AnnotationSession:
         """The session for the held indices ``fixed`` (4-D data); built on first use."""
-        if self.image_layer is None or self.labels_layer is None:
-            raise InputError("choose an image layer first")
+        if self.image_layer is None or self.labels_layer is None or self.points_layer is None:
+            raise InputError("choose an image layer first (in the widget's Image box)")
         if fixed in self._sessions:
             return self._sessions[fixed]
         config = self._config()
@@ -531,7 +547,10 @@ class AnnotateObjectsWidget(QWidget):
             session = self.session
             obj = self.object_spin.value()
             frame = self.current_frame()
-            correcting = frame in session.keyframes_of(obj) and bool(session.scores.get(obj))
+            keyframes = session.keyframes_of(obj)
+            # A correction: the displayed frame is a keyframe and the object was propagated
+            # before (it has scores on frames that are not keyframes).
+            correcting = frame in keyframes and any(f not in keyframes for f in session.scores.get(obj, {}))
             start = frame if correcting else None
             results = session.propagation(obj, direction, start)
         except OISError as exc:

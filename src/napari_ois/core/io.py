@@ -14,6 +14,7 @@ only once it is complete, so an error never leaves a half-written or clobbered o
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -118,6 +119,17 @@ def _ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+class _RotationNoticeFilter(logging.Filter):
+    """Drop imageio-ffmpeg's notice that a rotated video's frames differ in size from the
+    stored ones: expected (frames come out upright) and otherwise repeated at every seek."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("The frame size for reading")
+
+
+logging.getLogger("imageio_ffmpeg").addFilter(_RotationNoticeFilter())
 
 
 # demuxer complaints that mean packets are missing or cut: the file is truncated/damaged
@@ -298,7 +310,8 @@ class VideoReader(_FrameSequence):
         k = min(self._n_frames - 1, probe_frame)
         if k < 1:
             return True
-        self._open(0)
+        if self._gen is None or self._pos != 0:
+            self._open(0)
         for i in range(k + 1):
             reference = self._next_frame()
             self._remember(i, reference)
@@ -439,7 +452,7 @@ class ImageSequence(_FrameSequence):
         self.files = [Path(f) for f in files]
         if not self.files:
             raise InputError("no image frames given")
-        first = _read_image_file(self.files[0])
+        first = _read_frame_file(self.files[0])
         self.shape = (len(self.files),) + first.shape
         self.dtype = first.dtype
         for f in self.files[1:]:  # headers only: cheap even for thousands of files
@@ -452,7 +465,7 @@ class ImageSequence(_FrameSequence):
                 )
 
     def read(self, index: int) -> np.ndarray:
-        frame = _read_image_file(self.files[index])
+        frame = _read_frame_file(self.files[index])
         if frame.shape != self.shape[1:]:
             raise InputError(f"frame file {self.files[index].name} changed shape since it was opened")
         return frame
@@ -463,8 +476,34 @@ class ImageSequence(_FrameSequence):
 # --------------------------------------------------------------------------------------
 
 
-def _read_image_file(path: Path) -> np.ndarray:
-    """One image file as (Y, X) or (Y, X, C) in its own dtype (2-channel grey+alpha -> grey)."""
+def read_image_file(path: str | Path, labels: bool = False) -> np.ndarray:
+    """Read one image file (png/jpg/bmp/tif) into memory.
+
+    Parameters
+    ----------
+    path : str or Path
+    labels : bool
+        False (images): palette PNGs are expanded to their colours. True (masks): the
+        file is read as label ids exactly as :func:`read_labels` reads it (palette PNGs
+        give their indices, grey stored as RGB gives one channel, colour images are
+        refused, a 0/255 mask gives 0/1).
+
+    Returns
+    -------
+    numpy.ndarray
+        (Y, X) or (Y, X, C) in the file's dtype; a grey + alpha image gives (Y, X).
+        A multi-page TIFF gives its whole first series, e.g. (N, Y, X).
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image not found: {path}")
+    if labels:
+        return read_labels(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             import tifffile
@@ -478,13 +517,19 @@ def _read_image_file(path: Path) -> np.ndarray:
         raise InputError(f"cannot read image {path}: {exc}") from None
     if data.ndim == 3 and data.shape[-1] == 2:  # grey + alpha: the alpha is no image
         data = data[..., 0]
+    return data
+
+
+def _read_frame_file(path: Path) -> np.ndarray:
+    """One frame of a folder or a single image: (Y, X) or (Y, X, C)."""
+    data = read_image_file(path)
     if data.ndim not in (2, 3):
         raise InputError(f"image {path} has shape {data.shape}; expected (Y, X) or (Y, X, C)")
     return data
 
 
 def _image_file_props(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of what :func:`_read_image_file` returns, from the header if possible."""
+    """Shape and dtype of what :func:`_read_frame_file` returns, from the header if possible."""
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             import tifffile
@@ -575,7 +620,8 @@ def _open_folder(path: Path):
             f"folder {path} holds no image frames (looked for {', '.join(FRAME_SUFFIXES)})"
         )
     seq = ImageSequence(files)
-    return seq.to_dask(_dask_name("folder", path)), {"rgb": _looks_rgb(seq.shape[1:]) and seq.ndim == 4, "fps": None}
+    rgb = seq.ndim == 4 and _looks_rgb(seq.shape[1:])
+    return seq.to_dask(_dask_name("folder", path)), {"rgb": rgb, "fps": None}
 
 
 def _open_zarr_array(path: Path):
@@ -611,7 +657,7 @@ def _open_zarr(path: Path):
 
 
 def _open_single_image(path: Path):
-    data = _read_image_file(path)
+    data = _read_frame_file(path)
     return data, {"rgb": _looks_rgb(data.shape) and data.ndim == 3, "fps": None}
 
 

@@ -96,7 +96,7 @@ def load_click_items(root: str | Path, fmt: str, limit: int | None = None) -> li
         raise InputError(f"dataset folder not found: {root}")
     items: list[InstanceItem] = []
     for stem, image_path, mask_path in _pairs(root, fmt):
-        mask = _as_plane(read_image_file(mask_path))
+        mask = _as_plane(read_image_file(mask_path, labels=True))
         if mask.ndim != 2:
             continue  # volumes are evaluated by propagation, not here
         if fmt == "grabcut":

@@ -42,7 +42,7 @@ class _FileStack:
 
 
 def _truth(seq: Sequence, t: int) -> np.ndarray:
-    mask = read_image_file(seq.truth[t])
+    mask = read_image_file(seq.truth[t], labels=True)
     mask = mask[..., 0] if mask.ndim == 3 else mask
     return (mask > 0).astype(np.uint16) if seq.binary else mask.astype(np.int64)
 
