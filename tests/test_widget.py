@@ -289,3 +289,24 @@ def test_demo_opens_the_sample_with_its_clicks(make_napari_viewer):
     frames = sorted({c.frame for c in clicks})
     assert set(np.unique(widget.labels_layer.data[frames])) <= {0, *objects}
     assert widget.labels_layer.data[frames].any()
+
+
+def test_removing_the_widget_mid_run_stops_cleanly(annotate, qtbot):
+    segmenter = GatedSegmenter()
+    viewer, widget, truth = annotate(segmenter)
+    click(widget, 0, 8, 4)
+    keymap_with_widget = dict(viewer.keymap)
+    applied = []
+    widget.propagate("forward").yielded.connect(lambda r: applied.append(r.frame))
+    segmenter.gate.release(2)
+    qtbot.waitUntil(lambda: len(applied) >= 2, timeout=TIMEOUT_MS)
+    viewer.window.remove_dock_widget(widget)
+    segmenter.gate.release(100)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert dict(viewer.keymap) != keymap_with_widget
+    assert coerce_keybinding("Shift-S") not in viewer.keymap
+    labels = widget.labels_layer.data
+    assert all(np.array_equal(labels[t] == 1, truth[t] == 1) or not labels[t].any() for t in range(10))
+    assert not labels[-1].any()  # it did stop
+    widget.close()
+    widget.deleteLater()

@@ -34,13 +34,19 @@ OBJECT_COLORS = np.array(
         [1.0, 0.85, 0.0, 1.0],  # yellow
         [0.0, 0.85, 1.0, 1.0],  # cyan
         [1.0, 0.2, 0.75, 1.0],  # magenta
-        [0.45, 1.0, 0.1, 1.0],  # lime
-        [1.0, 0.45, 0.0, 1.0],  # orange
         [0.35, 0.45, 1.0, 1.0],  # blue
+        [1.0, 0.45, 0.0, 1.0],  # orange
+        [0.45, 1.0, 0.1, 1.0],  # lime
         [0.6, 1.0, 0.85, 1.0],  # mint
         [1.0, 0.6, 0.6, 1.0],  # salmon
     ]
 )
+
+
+def hex_color(positive: bool) -> str:
+    """'#rrggbb' of the click colour for a polarity."""
+    rgba = POSITIVE_COLOR if positive else NEGATIVE_COLOR
+    return "#" + "".join(f"{round(255 * v):02x}" for v in rgba[:3])
 
 
 def image_data(layer: "Image"):
@@ -120,7 +126,7 @@ def ensure_prompts_layer(viewer: "napari.Viewer", image: "Image") -> "Points":
         size=float(np.clip(min(height, width) / 32.0, 3.0, 14.0)),
         face_color=POSITIVE_COLOR,
         border_color="white",
-        border_width=0.12,
+        border_width=0.22,
         border_width_is_relative=True,
     )
 
@@ -178,15 +184,14 @@ def point_from_click(click: Click, axis: int, n_leading: int, fixed: Iterable[tu
 
 def show_clicks(
     points: "Points",
-    labels: "Labels",
     clicks: list[tuple[Click, tuple[tuple[int, int], ...]]],
     axis: int,
     n_leading: int,
 ) -> None:
     """Make the prompts layer show exactly ``clicks`` (with their held indices).
 
-    Face colour: green for positive, red for negative; border: the object's label
-    colour, so the clicks of different objects can be told apart.
+    Face colour: green for positive, red for negative; a white border keeps them
+    visible on any mask colour (the object is the mask under the click).
     """
     ndim = points.ndim
     data = np.array(
@@ -198,22 +203,13 @@ def show_clicks(
         "positive": np.array([c.positive for c, _ in clicks], dtype=bool),
     }
     face = np.array([POSITIVE_COLOR if c.positive else NEGATIVE_COLOR for c, _ in clicks]).reshape(-1, 4)
-    border = np.array([_label_color(labels, c.object_id) for c, _ in clicks]).reshape(-1, 4)
     points.selected_data = set()
     points.data = data
     points.features = features
     if len(data):
         points.face_color = face
-        points.border_color = border
+        points.border_color = "white"
     points.refresh()
-
-
-def _label_color(labels: "Labels", object_id: int) -> np.ndarray:
-    try:
-        color = labels.get_color(object_id)
-    except Exception:  # colormap quirks must never break showing the clicks
-        color = None
-    return np.asarray(color if color is not None else (1.0, 1.0, 1.0, 1.0), dtype=float)[:4]
 
 
 def current_data_point(viewer: "napari.Viewer", layer) -> np.ndarray:

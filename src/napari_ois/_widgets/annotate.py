@@ -2,64 +2,43 @@
 
 Each handler reads the controls, calls one core function (or starts one worker) and
 writes layers; no numerics live here. Long work (propagation) runs in a napari
-``thread_worker`` over the core generator: every yielded frame is applied on the
-main thread, so a stopped run leaves each frame untouched or complete.
+``thread_worker`` over the core generator (see ``_runs.py``): every yielded frame is
+applied on the main thread, so a stopped run leaves each frame untouched or complete.
+
+Modules: ``_panel`` (controls), ``_runs`` (propagation), ``_edits`` (objects, undo/redo,
+export), ``_layers`` (layers and coordinates), ``_hooks`` (what is attached to the viewer).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from napari.layers import Image
 from napari.layers.base import ActionType
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QEvent, QTimer, Signal
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QSpinBox, QWidget
 
-from napari_ois.core import io as core_io
 from napari_ois.core.clicks import Click, read_prompts
-from napari_ois.core.config import DEVICES, AnnotationConfig
+from napari_ois.core.config import AnnotationConfig
 from napari_ois.core.errors import InputError, OISError
 from napari_ois.core.frames import FrameStack, StackNormalizer
-from napari_ois.core.propagation import FrameResult
-from napari_ois.core.segmenter import BACKENDS, Segmenter, get_segmenter
+from napari_ois.core.segmenter import Segmenter, get_segmenter
 from napari_ois.core.session import AnnotationSession
 
 from . import _layers
+from ._edits import EditMixin
 from ._hooks import Hooks
+from ._panel import build_panel
+from ._runs import PropagationMixin
 
 SegmenterFactory = Callable[[str, str], Segmenter]
 
-HELP = (
-    "Click in the 'prompts' layer (add mode) to segment the current object on this frame.\n"
-    "Shift+click: a click of the opposite polarity (negative by default).\n"
-    "T: toggle negative clicks   M: new object   Shift+S: propagate both ways\n"
-    "Ctrl+Z / Ctrl+Shift+Z: undo / redo a click or a whole propagation run."
-)
+__all__ = ["AnnotateObjectsWidget", "SegmenterFactory"]
 
 
-def _iterate(results: Iterator[FrameResult]) -> Iterator[FrameResult]:
-    """Worker body: pull frames from the core generator (quit() stops between frames)."""
-    yield from results
-
-
-class AnnotateObjectsWidget(QWidget):
+class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
     """Click-based object segmentation and mask propagation for the chosen image layer.
 
     Parameters
@@ -96,67 +75,7 @@ class AnnotateObjectsWidget(QWidget):
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
-        self.image_combo = QComboBox(toolTip="Image layer to annotate")
-        self.axis_spin = QSpinBox(toolTip="Axis of the image walked by propagation (time or depth)")
-        self.backend_combo = QComboBox(toolTip="Segmentation backend")
-        self.backend_combo.addItems(list(BACKENDS))
-        self.device_combo = QComboBox(toolTip="Where torch backends run")
-        self.device_combo.addItems(list(DEVICES))
-        data_box = QGroupBox("Data")
-        form = QFormLayout(data_box)
-        form.addRow("Image", self.image_combo)
-        form.addRow("Frame axis", self.axis_spin)
-        row = QHBoxLayout()
-        row.addWidget(self.backend_combo, 2)
-        row.addWidget(self.device_combo, 1)
-        form.addRow("Backend", row)
-
-        self.object_spin = QSpinBox(minimum=1, maximum=2**31 - 1, toolTip="Label id of the object being annotated")
-        self.new_button = QPushButton("New object", toolTip="Next unused object id (M)")
-        self.negative_check = QCheckBox("Negative clicks", toolTip=HELP)
-        obj_box = QGroupBox("Object")
-        grid = QGridLayout(obj_box)
-        grid.addWidget(QLabel("Object id"), 0, 0)
-        grid.addWidget(self.object_spin, 0, 1)
-        grid.addWidget(self.new_button, 0, 2)
-        grid.addWidget(self.negative_check, 1, 0, 1, 3)
-
-        self.backward_button = QPushButton("◀ Backward", toolTip="Propagate towards the first frame")
-        self.both_button = QPushButton("Both", toolTip="Propagate both ways (Shift+S)")
-        self.forward_button = QPushButton("Forward ▶", toolTip="Propagate towards the last frame")
-        self.stop_button = QPushButton("Stop", enabled=False, toolTip="Stop after the frame being computed")
-        self.progress = QProgressBar(textVisible=True)
-        self.progress.setFormat("%v / %m frames")
-        self.progress.setValue(0)
-        prop_box = QGroupBox("Propagate")
-        grid = QGridLayout(prop_box)
-        grid.addWidget(self.backward_button, 0, 0)
-        grid.addWidget(self.both_button, 0, 1)
-        grid.addWidget(self.forward_button, 0, 2)
-        grid.addWidget(self.progress, 1, 0, 1, 2)
-        grid.addWidget(self.stop_button, 1, 2)
-
-        self.undo_button = QPushButton("Undo", toolTip="Undo the last click or run (Ctrl+Z)")
-        self.redo_button = QPushButton("Redo", toolTip="Redo (Ctrl+Shift+Z)")
-        self.clear_button = QPushButton("Clear object", toolTip="Remove this object's masks and clicks")
-        self.worst_button = QPushButton("Jump to worst frame", toolTip="Lowest quality score of this object")
-        self.export_button = QPushButton("Export…", toolTip="Labels (TIFF/zarr/PNG) + prompts CSV + settings JSON")
-        edit_box = QGroupBox("Edit")
-        grid = QGridLayout(edit_box)
-        grid.addWidget(self.undo_button, 0, 0)
-        grid.addWidget(self.redo_button, 0, 1)
-        grid.addWidget(self.clear_button, 0, 2)
-        grid.addWidget(self.worst_button, 1, 0, 1, 2)
-        grid.addWidget(self.export_button, 1, 2)
-
-        self.status = QLabel("Choose an image layer.", wordWrap=True)
-        help_label = QLabel(HELP, wordWrap=True)
-        help_label.setStyleSheet("color: gray; font-size: 10px;")
-        layout = QVBoxLayout(self)
-        for w in (data_box, obj_box, prop_box, edit_box, self.status, help_label):
-            layout.addWidget(w)
-        layout.addStretch(1)
-        self.setToolTip(HELP)
+        build_panel(self)
 
         self.image_combo.currentIndexChanged.connect(lambda _: self._rebuild())
         self.image_combo.activated.connect(self._reactivate)
@@ -387,9 +306,7 @@ class AnnotateObjectsWidget(QWidget):
         clicks = [(c, fixed) for fixed, s in self._sessions.items() for c in s.prompts]
         self._syncing = True
         try:
-            _layers.show_clicks(
-                self.points_layer, self.labels_layer, clicks, self.axis, _layers.leading_axes(self.image_layer)
-            )
+            _layers.show_clicks(self.points_layer, clicks, self.axis, _layers.leading_axes(self.image_layer))
         finally:
             self._syncing = False
 
@@ -455,211 +372,6 @@ class AnnotateObjectsWidget(QWidget):
             self._error(str(exc))
             return 0
         return self.add_clicks(clicks)
-
-    # ------------------------------------------------------------- objects
-    def _on_object_changed(self, object_id: int) -> None:
-        if self.labels_layer is not None:
-            self.labels_layer.selected_label = int(object_id)  # manual painting uses the same id
-        if self.points_layer is not None:
-            # What napari gives a new point before the click is processed.
-            positive = not self.negative_check.isChecked()
-            self.points_layer.feature_defaults = {
-                **_layers.FEATURE_DEFAULTS, "object_id": int(object_id), "positive": positive
-            }
-            self.points_layer.current_face_color = _color_name(positive)
-
-    def new_object(self) -> None:
-        """Switch to an id no object uses yet."""
-        ids = [s.new_object_id() for s in self._sessions.values()] or [1]
-        self.object_spin.setValue(max(ids))
-        self._set_status(f"New object {self.object_spin.value()}: click on it.")
-
-    def clear_object(self) -> None:
-        """Remove the current object's masks and clicks (undoable)."""
-        if self._busy():
-            return
-        try:
-            n = self.session.clear_object(self.object_spin.value())
-        except OISError as exc:
-            self._error(str(exc))
-            return
-        self._refresh_labels()
-        self._sync_points()
-        self._set_status(f"Cleared object {self.object_spin.value()} on {n} frame(s) (Undo restores it).")
-
-    def _busy(self) -> bool:
-        if self.worker is not None:
-            self._set_status("A propagation is running: Stop it first.")
-            return True
-        return False
-
-    def undo(self) -> None:
-        """Revert the last click, clear or whole propagation run."""
-        self._undo_redo("undo")
-
-    def redo(self) -> None:
-        """Re-apply the last undone step."""
-        self._undo_redo("redo")
-
-    def _undo_redo(self, which: str) -> None:
-        if self._busy():
-            return
-        try:
-            action = getattr(self.session, which)()
-        except OISError as exc:
-            self._error(str(exc))
-            return
-        if action is None:
-            self._set_status(f"Nothing to {which}.")
-            return
-        self._refresh_labels()
-        self._sync_points()
-        verb = "Undone" if which == "undo" else "Redone"
-        self._set_status(f"{verb}: {action.kind} of object {action.object_id} ({len(action.frames)} frame(s)).")
-
-    def jump_to_worst_frame(self) -> int | None:
-        """Show the propagated frame of the current object with the lowest quality score."""
-        try:
-            session = self.session
-        except OISError as exc:
-            self._error(str(exc))
-            return None
-        obj = self.object_spin.value()
-        frame = session.worst_frame(obj)
-        if frame is None:
-            self._set_status(f"Object {obj} has no propagated frame yet.")
-            return None
-        _layers.move_to_frame(self.viewer, self.image_layer, self.axis, frame)
-        self._set_status(f"Worst frame of object {obj}: {frame} (score {session.scores[obj][frame]:.2f}).")
-        return frame
-
-    # --------------------------------------------------------- propagation
-    def propagate(self, direction: str = "both"):
-        """Start propagating the current object; returns the worker (None if not started).
-
-        If the displayed frame is a keyframe of an object that was propagated before,
-        this is a correction: only the frames that change are recomputed from there.
-        """
-        if self.worker is not None:
-            return None
-        try:
-            self._apply_contrast()
-            session = self.session
-            obj = self.object_spin.value()
-            frame = self.current_frame()
-            keyframes = session.keyframes_of(obj)
-            # A correction: the displayed frame is a keyframe and the object was propagated
-            # before (it has scores on frames that are not keyframes).
-            correcting = frame in keyframes and any(f not in keyframes for f in session.scores.get(obj, {}))
-            start = frame if correcting else None
-            results = session.propagation(obj, direction, start)
-        except OISError as exc:
-            self._error(str(exc), warning=True)
-            return None
-        run = session.begin_run(obj)
-        self._run = (session, run)
-        # Upper bound of the frames to compute: the run may end early (object lost, or a
-        # correction agreeing again with the earlier masks).
-        self.progress.setRange(0, max(session.frames.n_frames - len(session.keyframes_of(obj)), 1))
-        self.progress.setValue(0)
-        worker = create_worker(_iterate, results, _start_thread=False)
-        worker.yielded.connect(self._on_yielded)
-        worker.errored.connect(self._on_worker_error)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        self._set_busy(True)
-        what = f"from frame {start}" if correcting else direction
-        self._set_status(f"Propagating object {obj} ({what})…")
-        worker.start()
-        return worker
-
-    def _on_yielded(self, result: FrameResult) -> None:
-        if self._run is None:
-            return
-        session, run = self._run
-        session.apply_result(run, result)
-        if not self._hooks.attached:
-            return  # the widget is going away: keep the data consistent, skip the UI
-        self._refresh_labels()
-        self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
-        self._set_status(f"Object {run.object_id}: frame {result.frame} done (score {result.score:.2f}).")
-
-    def _on_worker_error(self, exc: Exception) -> None:
-        message = str(exc) if isinstance(exc, OISError) else f"propagation failed: {exc!r}"
-        if self._hooks.attached:
-            self._error(message)
-
-    def _on_finished(self) -> None:
-        stopped = self.worker is not None and self.worker.abort_requested
-        self.worker = None
-        if self._run is None:
-            return
-        session, run = self._run
-        self._run = None
-        session.end_run(run)
-        if not self._hooks.attached:
-            return
-        self._set_busy(False)
-        done = len(run.frames)
-        worst = session.worst_frame(run.object_id)
-        text = f"{'Stopped' if stopped else 'Propagated'} object {run.object_id}: {done} frame(s) updated"
-        text += "; each is complete." if stopped else "."
-        if worst is not None:
-            text += f" Worst frame {worst} (score {session.scores[run.object_id][worst]:.2f})."
-        self._set_status(text)
-        self.propagation_finished.emit()
-
-    def stop(self) -> None:
-        """Stop the running propagation after the frame being computed."""
-        if self.worker is not None:
-            self.worker.quit()
-            self._set_status("Stopping after the current frame…")
-
-    # -------------------------------------------------------------- export
-    def save(self, path: str | Path) -> tuple[Path, ...]:
-        """Write the labels to ``path`` (.tif/.tiff, .zarr, or a folder of PNGs) and the
-        session next to it: ``<stem>_prompts.csv`` and ``<stem>_settings.json``.
-
-        Returns the written paths; errors are notified and re-raised as OISError.
-        """
-        try:
-            session = self.session
-            path = Path(path)
-            written = core_io.write_labels(path, self.labels_layer.data)
-            stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-            source = getattr(getattr(self.image_layer, "source", None), "path", None)
-            extra = {"image_layer": self.image_layer.name, "held_indices": {str(a): i for a, i in self._current_fixed()}}
-            session_files = core_io.write_session(
-                path.with_name(f"{stem}_prompts.csv"),
-                list(session.prompts),
-                session.config,
-                image_path=source,
-                keyframes={k: sorted(v) for k, v in session.keyframes.items()},
-                extra=extra,
-            )
-        except OISError as exc:
-            self._error(str(exc))
-            raise
-        files = (Path(written), *session_files)
-        self._set_status("Exported " + ", ".join(p.name for p in files) + f" to {path.parent}.")
-        return files
-
-    def export(self) -> None:
-        """Ask for a labels path and :meth:`save` there."""
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export labels", "objects.tif", "TIFF (*.tif *.tiff);;zarr (*.zarr);;PNG folder (*)"
-        )
-        if path:
-            try:
-                self.save(path)
-            except OISError:
-                pass  # already notified
-
-
-def _color_name(positive: bool) -> str:
-    rgba = _layers.POSITIVE_COLOR if positive else _layers.NEGATIVE_COLOR
-    return "#" + "".join(f"{round(255 * v):02x}" for v in rgba[:3])
-
 
 class _spin_value:
     """Temporarily set a spin box (the object id) while applying stored clicks."""

@@ -1,0 +1,119 @@
+"""Edits of the widget: objects, undo/redo, clearing and export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtWidgets import QFileDialog
+
+from napari_ois.core import io as core_io
+from napari_ois.core.errors import OISError
+
+from . import _layers
+
+
+class EditMixin:
+    """New object / Clear / Undo / Redo / Export of :class:`AnnotateObjectsWidget`."""
+
+    # ------------------------------------------------------------- objects
+    def _on_object_changed(self, object_id: int) -> None:
+        if self.labels_layer is not None:
+            self.labels_layer.selected_label = int(object_id)  # manual painting uses the same id
+        if self.points_layer is not None:
+            # What napari gives a new point before the click is processed.
+            positive = not self.negative_check.isChecked()
+            self.points_layer.feature_defaults = {
+                **_layers.FEATURE_DEFAULTS, "object_id": int(object_id), "positive": positive
+            }
+            self.points_layer.current_face_color = _layers.hex_color(positive)
+
+    def new_object(self) -> None:
+        """Switch to an id no object uses yet."""
+        ids = [s.new_object_id() for s in self._sessions.values()] or [1]
+        self.object_spin.setValue(max(ids))
+        self._set_status(f"New object {self.object_spin.value()}: click on it.")
+
+    def clear_object(self) -> None:
+        """Remove the current object's masks and clicks (undoable)."""
+        if self._busy():
+            return
+        try:
+            n = self.session.clear_object(self.object_spin.value())
+        except OISError as exc:
+            self._error(str(exc))
+            return
+        self._refresh_labels()
+        self._sync_points()
+        self._set_status(f"Cleared object {self.object_spin.value()} on {n} frame(s) (Undo restores it).")
+
+    def _busy(self) -> bool:
+        if self.worker is not None:
+            self._set_status("A propagation is running: Stop it first.")
+            return True
+        return False
+
+    def undo(self) -> None:
+        """Revert the last click, clear or whole propagation run."""
+        self._undo_redo("undo")
+
+    def redo(self) -> None:
+        """Re-apply the last undone step."""
+        self._undo_redo("redo")
+
+    def _undo_redo(self, which: str) -> None:
+        if self._busy():
+            return
+        try:
+            action = getattr(self.session, which)()
+        except OISError as exc:
+            self._error(str(exc))
+            return
+        if action is None:
+            self._set_status(f"Nothing to {which}.")
+            return
+        self._refresh_labels()
+        self._sync_points()
+        verb = "Undone" if which == "undo" else "Redone"
+        self._set_status(f"{verb}: {action.kind} of object {action.object_id} ({len(action.frames)} frame(s)).")
+
+    # -------------------------------------------------------------- export
+    def save(self, path: str | Path) -> tuple[Path, ...]:
+        """Write the labels to ``path`` (.tif/.tiff, .zarr, or a folder of PNGs) and the
+        session next to it: ``<stem>_prompts.csv`` and ``<stem>_settings.json``.
+
+        Returns the written paths; errors are notified and re-raised as OISError.
+        """
+        try:
+            session = self.session
+            path = Path(path)
+            written = core_io.write_labels(path, self.labels_layer.data)
+            stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+            source = getattr(getattr(self.image_layer, "source", None), "path", None)
+            extra = {"image_layer": self.image_layer.name, "held_indices": {str(a): i for a, i in self._current_fixed()}}
+            session_files = core_io.write_session(
+                path.with_name(f"{stem}_prompts.csv"),
+                list(session.prompts),
+                session.config,
+                image_path=source,
+                keyframes={k: sorted(v) for k, v in session.keyframes.items()},
+                extra=extra,
+            )
+        except OISError as exc:
+            self._error(str(exc))
+            raise
+        files = (Path(written), *session_files)
+        self._set_status("Exported " + ", ".join(p.name for p in files) + f" to {path.parent}.")
+        return files
+
+    def export(self) -> None:
+        """Ask for a labels path and :meth:`save` there."""
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export labels", "objects.tif", "TIFF (*.tif *.tiff);;zarr (*.zarr);;PNG folder (*)"
+        )
+        if path:
+            try:
+                self.save(path)
+            except OISError:
+                pass  # already notified
+
+

@@ -1,0 +1,93 @@
+"""The controls of the "Annotate objects" widget (layout only; handlers live elsewhere)."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_ois.core.config import DEVICES
+from napari_ois.core.segmenter import BACKENDS
+
+HELP = (
+    "Click in the 'prompts' layer (add mode) to segment the current object on this frame.\n"
+    "Shift+click: a click of the opposite polarity (negative by default).\n"
+    "T: toggle negative clicks   M: new object   Shift+S: propagate both ways\n"
+    "Ctrl+Z / Ctrl+Shift+Z: undo / redo a click or a whole propagation run."
+)
+
+
+def build_panel(w: QWidget) -> None:
+    """Create the controls as attributes of ``w`` and lay them out in ``w``."""
+    w.image_combo = QComboBox(toolTip="Image layer to annotate")
+    w.axis_spin = QSpinBox(toolTip="Axis of the image walked by propagation (time or depth)")
+    w.backend_combo = QComboBox(toolTip="Segmentation backend")
+    w.backend_combo.addItems(list(BACKENDS))
+    w.device_combo = QComboBox(toolTip="Where torch backends run")
+    w.device_combo.addItems(list(DEVICES))
+    data_box = QGroupBox("Data")
+    form = QFormLayout(data_box)
+    form.addRow("Image", w.image_combo)
+    form.addRow("Frame axis", w.axis_spin)
+    row = QHBoxLayout()
+    row.addWidget(w.backend_combo, 2)
+    row.addWidget(w.device_combo, 1)
+    form.addRow("Backend", row)
+
+    w.object_spin = QSpinBox(minimum=1, maximum=2**31 - 1, toolTip="Label id of the object being annotated")
+    w.new_button = QPushButton("New object", toolTip="Next unused object id (M)")
+    w.negative_check = QCheckBox("Negative clicks", toolTip=HELP)
+    obj_box = QGroupBox("Object")
+    grid = QGridLayout(obj_box)
+    grid.addWidget(QLabel("Object id"), 0, 0)
+    grid.addWidget(w.object_spin, 0, 1)
+    grid.addWidget(w.new_button, 0, 2)
+    grid.addWidget(w.negative_check, 1, 0, 1, 3)
+
+    w.backward_button = QPushButton("◀ Backward", toolTip="Propagate towards the first frame")
+    w.both_button = QPushButton("Both", toolTip="Propagate both ways (Shift+S)")
+    w.forward_button = QPushButton("Forward ▶", toolTip="Propagate towards the last frame")
+    w.stop_button = QPushButton("Stop", enabled=False, toolTip="Stop after the frame being computed")
+    w.progress = QProgressBar(textVisible=True)
+    w.progress.setFormat("%v / %m frames")
+    w.progress.setValue(0)
+    prop_box = QGroupBox("Propagate")
+    grid = QGridLayout(prop_box)
+    grid.addWidget(w.backward_button, 0, 0)
+    grid.addWidget(w.both_button, 0, 1)
+    grid.addWidget(w.forward_button, 0, 2)
+    grid.addWidget(w.progress, 1, 0, 1, 2)
+    grid.addWidget(w.stop_button, 1, 2)
+
+    w.undo_button = QPushButton("Undo", toolTip="Undo the last click or run (Ctrl+Z)")
+    w.redo_button = QPushButton("Redo", toolTip="Redo (Ctrl+Shift+Z)")
+    w.clear_button = QPushButton("Clear object", toolTip="Remove this object's masks and clicks")
+    w.worst_button = QPushButton("Jump to worst frame", toolTip="Lowest quality score of this object")
+    w.export_button = QPushButton("Export…", toolTip="Labels (TIFF/zarr/PNG) + prompts CSV + settings JSON")
+    edit_box = QGroupBox("Edit")
+    grid = QGridLayout(edit_box)
+    grid.addWidget(w.undo_button, 0, 0)
+    grid.addWidget(w.redo_button, 0, 1)
+    grid.addWidget(w.clear_button, 0, 2)
+    grid.addWidget(w.worst_button, 1, 0, 1, 2)
+    grid.addWidget(w.export_button, 1, 2)
+
+    w.status = QLabel("Choose an image layer.", wordWrap=True)
+    help_label = QLabel(HELP, wordWrap=True)
+    help_label.setStyleSheet("color: gray; font-size: 10px;")
+    layout = QVBoxLayout(w)
+    for w in (data_box, obj_box, prop_box, edit_box, w.status, help_label):
+        layout.addWidget(w)
+    layout.addStretch(1)
+    w.setToolTip(HELP)

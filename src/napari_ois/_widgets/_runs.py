@@ -1,0 +1,126 @@
+"""Propagation runs of the widget: a napari worker over the core generator.
+
+The worker only computes (``session.propagation`` yields one FrameResult per frame);
+each result is applied on the main thread in ``_on_yielded``, so Stop (``worker.quit()``,
+honoured between frames) leaves every frame untouched or complete.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from napari.qt.threading import create_worker
+
+from napari_ois.core.errors import OISError
+from napari_ois.core.propagation import FrameResult
+
+from . import _layers
+
+
+def _iterate(results: Iterator[FrameResult]) -> Iterator[FrameResult]:
+    """Worker body: pull frames from the core generator (quit() stops between frames)."""
+    yield from results
+
+
+class PropagationMixin:
+    """Propagate / Stop / Jump to worst frame of :class:`AnnotateObjectsWidget`."""
+
+    # --------------------------------------------------------- propagation
+    def propagate(self, direction: str = "both"):
+        """Start propagating the current object; returns the worker (None if not started).
+
+        If the displayed frame is a keyframe of an object that was propagated before,
+        this is a correction: only the frames that change are recomputed from there.
+        """
+        if self.worker is not None:
+            return None
+        try:
+            self._apply_contrast()
+            session = self.session
+            obj = self.object_spin.value()
+            frame = self.current_frame()
+            keyframes = session.keyframes_of(obj)
+            # A correction: the displayed frame is a keyframe and the object was propagated
+            # before (it has scores on frames that are not keyframes).
+            correcting = frame in keyframes and any(f not in keyframes for f in session.scores.get(obj, {}))
+            start = frame if correcting else None
+            results = session.propagation(obj, direction, start)
+        except OISError as exc:
+            self._error(str(exc), warning=True)
+            return None
+        run = session.begin_run(obj)
+        self._run = (session, run)
+        # Upper bound of the frames to compute: the run may end early (object lost, or a
+        # correction agreeing again with the earlier masks).
+        self.progress.setRange(0, max(session.frames.n_frames - len(session.keyframes_of(obj)), 1))
+        self.progress.setValue(0)
+        worker = create_worker(_iterate, results, _start_thread=False)
+        worker.yielded.connect(self._on_yielded)
+        worker.errored.connect(self._on_worker_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._set_busy(True)
+        what = f"from frame {start}" if correcting else direction
+        self._set_status(f"Propagating object {obj} ({what})…")
+        worker.start()
+        return worker
+
+    def _on_yielded(self, result: FrameResult) -> None:
+        if self._run is None:
+            return
+        session, run = self._run
+        session.apply_result(run, result)
+        if not self._hooks.attached:
+            return  # the widget is going away: keep the data consistent, skip the UI
+        self._refresh_labels()
+        self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
+        self._set_status(f"Object {run.object_id}: frame {result.frame} done (score {result.score:.2f}).")
+
+    def _on_worker_error(self, exc: Exception) -> None:
+        message = str(exc) if isinstance(exc, OISError) else f"propagation failed: {exc!r}"
+        if self._hooks.attached:
+            self._error(message)
+
+    def _on_finished(self) -> None:
+        stopped = self.worker is not None and self.worker.abort_requested
+        self.worker = None
+        if self._run is None:
+            return
+        session, run = self._run
+        self._run = None
+        session.end_run(run)
+        if not self._hooks.attached:
+            return
+        self._set_busy(False)
+        done = len(run.frames)
+        worst = session.worst_frame(run.object_id)
+        text = f"{'Stopped' if stopped else 'Propagated'} object {run.object_id}: {done} frame(s) updated"
+        text += "; each is complete." if stopped else "."
+        if worst is not None:
+            text += f" Worst frame {worst} (score {session.scores[run.object_id][worst]:.2f})."
+        self._set_status(text)
+        self.propagation_finished.emit()
+
+    def stop(self) -> None:
+        """Stop the running propagation after the frame being computed."""
+        if self.worker is not None:
+            self.worker.quit()
+            self._set_status("Stopping after the current frame…")
+
+
+    def jump_to_worst_frame(self) -> int | None:
+        """Show the propagated frame of the current object with the lowest quality score."""
+        try:
+            session = self.session
+        except OISError as exc:
+            self._error(str(exc))
+            return None
+        obj = self.object_spin.value()
+        frame = session.worst_frame(obj)
+        if frame is None:
+            self._set_status(f"Object {obj} has no propagated frame yet.")
+            return None
+        _layers.move_to_frame(self.viewer, self.image_layer, self.axis, frame)
+        self._set_status(f"Worst frame of object {obj}: {frame} (score {session.scores[obj][frame]:.2f}).")
+        return frame
+
