@@ -134,7 +134,7 @@ def test_prompts_lie_on_their_objects(prompts, labels_name):
         else:
             assert value != c.object_id, c
     if prompts == "video_prompts.csv":
-        assert {c.object_id for c in clicks} == {1, 2}
+        assert {c.object_id for c in clicks} == {1, 2, 3}
 
 
 def test_module_does_not_import_napari():

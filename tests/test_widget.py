@@ -11,18 +11,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+import tifffile
+from conftest import BrightComponentSegmenter, moving_squares
+from napari.utils._proxies import ReadOnlyWrapper
+from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
+from napari.utils.key_bindings import coerce_keybinding
+from napari.utils.notifications import notification_manager
 
-pytest.importorskip("napari")
-pytest.importorskip("qtpy")
-
-from conftest import BrightComponentSegmenter, moving_squares  # noqa: E402
-from napari.utils._proxies import ReadOnlyWrapper  # noqa: E402
-from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks  # noqa: E402
-from napari.utils.key_bindings import coerce_keybinding  # noqa: E402
-from napari.utils.notifications import notification_manager  # noqa: E402
-
-from napari_ois._widgets import AnnotateObjectsWidget  # noqa: E402
-from napari_ois.core.clicks import read_prompts  # noqa: E402
+from napari_ois._widgets import AnnotateObjectsWidget
+from napari_ois.core.clicks import read_prompts
 
 pytestmark = pytest.mark.gui
 
@@ -199,7 +196,6 @@ def test_undo_redo_keys_and_clicks_stay_in_sync(annotate, qtbot):
 
 
 def test_export_writes_labels_prompts_and_settings(annotate, qtbot, tmp_path):
-    tifffile = pytest.importorskip("tifffile")
     viewer, widget, truth = annotate()
     click(widget, 0, 8, 4)
     click(widget, 0, 28, 9)

@@ -221,6 +221,9 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
         except OISError as exc:
             self._error(str(exc))
             return
+        except Exception as exc:  # e.g. a torch backend failing to load: report, don't crash
+            self._error(f"could not start the {self.backend_combo.currentText()!r} backend: {exc!r}")
+            return
         self._sync_points()
         self._on_object_changed(self.object_spin.value())
         self.viewer.layers.selection.active = self.points_layer

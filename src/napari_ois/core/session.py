@@ -311,8 +311,9 @@ class AnnotationSession:
         return run
 
     def worst_frame(self, object_id: int) -> int | None:
-        """The propagated frame with the lowest quality score, or None."""
-        scores = self.scores.get(object_id)
+        """The propagated (not user-annotated) frame with the lowest quality score, or None."""
+        keys = self.keyframes.get(object_id, set())
+        scores = {f: s for f, s in self.scores.get(object_id, {}).items() if f not in keys}
         return min(scores, key=scores.get) if scores else None
 
     # --------------------------------------------------------------- undo/redo
