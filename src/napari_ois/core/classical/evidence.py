@@ -1,0 +1,166 @@
+"""What is known about one object before segmenting: click seeds, previous mask, reference mask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.signal import fftconvolve
+
+from ..clicks import Click
+from ..segmenter import Reference
+from .colour_histogram import _histogram
+from .embedding import ClassicalEmbedding
+from .geodesic import _geodesic
+from .resampling import _to_work
+
+
+@dataclass
+class _Evidence:
+    """What is known about one object on the working grid before segmenting.
+
+    ``hard_*`` are click disks (never overruled); ``soft_*`` are seeds from the previous
+    mask or the reference mask: starting points of geodesic distances and a moderate
+    pull of weight ``soft_lam`` (a map) towards their label; ``fg_hist``/``bg_hist`` are
+    colour models from elsewhere (the reference frame), or None; ``shape_p`` the target of
+    the ``soft_lam`` pull; ``ref_here`` the reference mask moved onto this frame.
+    """
+
+    hard_fg: np.ndarray
+    hard_bg: np.ndarray
+    soft_fg: np.ndarray
+    soft_bg: np.ndarray
+    soft_lam: np.ndarray
+    shape_p: np.ndarray | None = None
+    ref_here: np.ndarray | None = None
+    fg_hist: np.ndarray | None = None
+    bg_hist: np.ndarray | None = None
+
+    @classmethod
+    def empty(cls, shape: tuple[int, int]) -> "_Evidence":
+        z = np.zeros(shape, bool)
+        return cls(z, z.copy(), z.copy(), z.copy(), np.zeros(shape, np.float32))
+
+
+def _click_seeds(emb: ClassicalEmbedding, clicks: Sequence[Click]) -> list[tuple[int, int, bool]]:
+    """Clicks mapped onto the working grid as (row, col, positive), clipped inside it."""
+    h, w = emb.work_shape
+    seeds = []
+    for c in clicks:
+        r = int(np.clip(np.floor(c.y * emb.scale), 0, h - 1))
+        col = int(np.clip(np.floor(c.x * emb.scale), 0, w - 1))
+        seeds.append((r, col, bool(c.positive)))
+    return seeds
+
+
+def _disk_mask(shape: tuple[int, int], points: list[tuple[int, int]], radius: float) -> np.ndarray:
+    """(y, x) bool union of disks of ``radius`` around ``points``."""
+    out = np.zeros(shape, bool)
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    for r, c in points:
+        out |= (yy - r) ** 2 + (xx - c) ** 2 <= radius**2
+    return out
+
+
+def _add_clicks(emb: ClassicalEmbedding, seeds, ev: _Evidence) -> None:
+    """Click disks as hard seeds; where disks of opposite clicks overlap the later click wins."""
+    radius = max(1.0, 0.01 * max(emb.work_shape))
+    for r, c, positive in seeds:
+        disk = _disk_mask(emb.work_shape, [(r, c)], radius)
+        (ev.hard_fg if positive else ev.hard_bg)[disk] = True
+        (ev.hard_bg if positive else ev.hard_fg)[disk] = False
+        (ev.hard_fg if positive else ev.hard_bg)[r, c] = True
+
+
+def _add_prev(emb: ClassicalEmbedding, seeds, prev: np.ndarray, ev: _Evidence, strength: float) -> None:
+    """Pull towards the previous result, except where a correcting click reaches cheaply.
+
+    The clicks themselves (all of them are given again) carry the segmentation; the
+    previous result only steadies it where the new click does not reach.
+    """
+    relax = np.ones(prev.shape, np.float32)
+    size = max(prev.shape)
+    for r, c, positive in seeds:
+        if (prev[r, c] > 0.5) != positive:
+            d = _geodesic(emb, _disk_mask(prev.shape, [(r, c)], 1.0))
+            relax = np.minimum(relax, 1.0 - np.exp(-((d / (0.1 * size)) ** 2)))
+    ev.soft_lam = np.maximum(ev.soft_lam, strength * np.abs(2 * prev - 1) * relax)
+    ev.shape_p = prev if ev.shape_p is None else 0.5 * (ev.shape_p + prev)
+
+
+def _add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.ndarray, ev: _Evidence) -> None:
+    """Seeds from the neighbouring frame's mask (moved along with the object) and its colour models."""
+    ref_emb = reference.embedding
+    same_grid = isinstance(ref_emb, ClassicalEmbedding) and ref_emb.work_shape == emb.work_shape
+    if same_grid:
+        dy, dx = _estimate_shift(ref_emb.lab, emb.lab, ref_mask)
+        moved = _shift_mask(ref_mask, dy, dx)
+        if moved.any():
+            ref_mask_here = moved
+        else:
+            ref_mask_here = ref_mask
+    else:
+        ref_mask_here = ref_mask
+    band = float(np.clip(0.1 * np.sqrt(ref_mask_here.sum()), 1.5, 0.03 * max(emb.work_shape) + 1))
+    inside = ndi.distance_transform_edt(ref_mask_here)
+    outside = ndi.distance_transform_edt(~ref_mask_here)
+    core = inside > band
+    if not core.any():  # thin or tiny object: keep its most interior pixels
+        core = inside >= inside.max()
+    far = outside > band
+    ev.soft_fg |= core & ~ev.hard_bg
+    ev.soft_bg |= far & ~ev.hard_fg
+    # Strong where the old mask is sure (core, far outside), weak in the band in between,
+    # where the new boundary is placed by edges and colour.
+    ev.soft_lam = np.maximum(ev.soft_lam, np.where(core | far, 0.3, 0.03).astype(np.float32))
+    ev.shape_p = ref_mask_here.astype(np.float32)
+    ev.ref_here = ref_mask_here
+
+    if isinstance(ref_emb, ClassicalEmbedding):
+        rmask = ref_mask if ref_emb.work_shape == emb.work_shape else (
+            _to_work(ref_mask.astype(np.float32), ref_emb.work_shape) > 0.5)
+        rbins = ref_emb.bins
+    else:
+        rmask, rbins = ref_mask, emb.bins
+    # Background near the object matters most: it is what the boundary is cut against.
+    ring = np.exp(-ndi.distance_transform_edt(~rmask) / (3 * band + 1)) * ~rmask
+    ev.fg_hist = _histogram(rbins, rmask.astype(np.float32))
+    ev.bg_hist = _histogram(rbins, 0.2 * ~rmask + ring)
+
+
+def _estimate_shift(ref_lab: np.ndarray, lab: np.ndarray, mask: np.ndarray, max_frac: float = 0.05) -> tuple[int, int]:
+    """Integer (dy, dx) moving the masked object of the reference frame onto this frame.
+
+    Masked sum of squared Lab differences over all shifts up to ``max_frac`` of the
+    frame size, by FFT correlation; a small penalty on the shift length prefers "no
+    motion" when the match is ambiguous (flat objects).
+    """
+    h, w = mask.shape
+    s = max(2, int(round(max_frac * max(h, w))))
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    m = mask[y0:y1, x0:x1].astype(np.float64)
+    pad = ((s, s), (s, s), (0, 0))
+    window = np.pad(lab, pad, mode="edge")[y0 : y1 + 2 * s, x0 : x1 + 2 * s].astype(np.float64)
+    tmpl = ref_lab[y0:y1, x0:x1].astype(np.float64)
+    # sum_p m (T - I)^2 = sum m T^2 - 2 sum (m T) * I + sum m * I^2, for every shift.
+    cross = sum(fftconvolve(window[..., c], (m * tmpl[..., c])[::-1, ::-1], mode="valid") for c in range(3))
+    energy = fftconvolve((window**2).sum(-1), m[::-1, ::-1], mode="valid")
+    ssd = energy - 2 * cross + (m[..., None] * tmpl**2).sum()
+    ssd /= max(m.sum(), 1.0)
+    yy, xx = np.mgrid[-s : s + 1, -s : s + 1]
+    ssd = ssd + 1e-4 * np.mean(tmpl.var(axis=(0, 1))) * (yy**2 + xx**2)
+    iy, ix = np.unravel_index(int(np.argmin(ssd)), ssd.shape)
+    return int(iy - s), int(ix - s)
+
+
+def _shift_mask(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(y, x) bool mask moved by (dy, dx) pixels, filling with False."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    out[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = mask[
+        max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)
+    ]
+    return out
