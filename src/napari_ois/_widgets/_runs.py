@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from napari.qt.threading import create_worker
+from napari.utils import progress
 
 from napari_ois.core.errors import OISError
 from napari_ois.core.propagation import FrameResult
@@ -52,8 +53,11 @@ class PropagationMixin:
         self._run = (session, run)
         # Upper bound of the frames to compute: the run may end early (object lost, or a
         # correction agreeing again with the earlier masks).
-        self.progress.setRange(0, max(session.frames.n_frames - len(session.keyframes_of(obj)), 1))
+        total = max(session.frames.n_frames - len(session.keyframes_of(obj)), 1)
+        self.progress.setRange(0, total)
         self.progress.setValue(0)
+        # napari's own progress bar (activity dock), next to the widget's bar.
+        self._napari_progress = progress(total=total, desc=f"napari-ois: object {obj}")
         worker = create_worker(_iterate, results, _start_thread=False)
         worker.yielded.connect(self._on_yielded)
         worker.errored.connect(self._on_worker_error)
@@ -75,6 +79,9 @@ class PropagationMixin:
         self._refresh_labels()
         self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
         self._set_status(f"Object {run.object_id}: frame {result.frame} done (score {result.score:.2f}).")
+        # Last: napari's progress bar may process Qt events, which can run _on_finished.
+        if self._napari_progress is not None:
+            self._napari_progress.update(1)
 
     def _on_worker_error(self, exc: Exception) -> None:
         message = str(exc) if isinstance(exc, OISError) else f"propagation failed: {exc!r}"
@@ -84,6 +91,9 @@ class PropagationMixin:
     def _on_finished(self) -> None:
         stopped = self.worker is not None and self.worker.abort_requested
         self.worker = None
+        if self._napari_progress is not None:
+            self._napari_progress.close()
+            self._napari_progress = None
         if self._run is None:
             return
         session, run = self._run
@@ -106,7 +116,6 @@ class PropagationMixin:
         if self.worker is not None:
             self.worker.quit()
             self._set_status("Stopping after the current frame…")
-
 
     def jump_to_worst_frame(self) -> int | None:
         """Show the propagated frame of the current object with the lowest quality score."""

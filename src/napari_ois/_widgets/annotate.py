@@ -64,6 +64,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
         self.points_layer = None
         self.worker = None
         self._run = None  # (session, Action) of the running propagation
+        self._napari_progress = None  # napari.utils.progress of the running propagation
         self._flip_next = False  # Shift held on the last press in the prompts layer
         self._contrast_stale = False
         self._syncing = False
