@@ -20,36 +20,33 @@ def _pyplot():
     return plt
 
 
-def plot_miou_curves(curves: dict[str, list[float]], path: str | Path, title: str) -> bool:
-    """mIoU after 1..N clicks, one line per backend/run. Returns whether a file was written."""
+def _line_plot(
+    curves: dict[str, list[float]], path: str | Path, title: str, xlabel: str, ylabel: str,
+    size: tuple[float, float], markers: bool,
+) -> bool:
+    """One line per curve over x = 1..len; y in [0, 1]. Returns whether a file was written."""
     plt = _pyplot()
-    if plt is None:
+    if plt is None or not curves:
         return False
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = plt.subplots(figsize=size, dpi=120)
     for label, values in curves.items():
-        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=label)
-    ax.set(xlabel="number of clicks", ylabel="mIoU", title=title, ylim=(0, 1))
-    ax.set_xticks(range(1, max(len(v) for v in curves.values()) + 1, 2))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True
-
-
-def plot_frame_j(per_sequence: dict[str, list[float]], path: str | Path, title: str) -> bool:
-    """J (IoU) per propagated frame, one line per sequence (mean over its objects)."""
-    plt = _pyplot()
-    if plt is None:
-        return False
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
-    for name, values in per_sequence.items():
-        ax.plot(range(1, len(values) + 1), values, label=name)
-    ax.set(xlabel="frames after the initialised frame", ylabel="J (IoU)", title=title, ylim=(0, 1))
+        style = {"marker": "o", "markersize": 3} if markers else {}
+        ax.plot(range(1, len(values) + 1), values, label=label, **style)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return True
+
+
+def plot_miou_curves(curves: dict[str, list[float]], path: str | Path, title: str) -> bool:
+    """mIoU after 1..N clicks, one line per backend/run."""
+    return _line_plot(curves, path, title, "number of clicks", "mIoU", (6, 4), markers=True)
+
+
+def plot_frame_j(per_sequence: dict[str, list[float]], path: str | Path, title: str) -> bool:
+    """J (IoU) per propagated frame, one line per sequence (mean over its objects)."""
+    return _line_plot(per_sequence, path, title, "frames after the initialised frame", "J (IoU)",
+                      (7, 4), markers=False)
