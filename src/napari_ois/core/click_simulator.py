@@ -30,6 +30,41 @@ def _inner_distance(region: np.ndarray) -> np.ndarray:
     return ndimage.distance_transform_edt(padded)[1:-1, 1:-1]
 
 
+def error_distances(
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    ignore: np.ndarray | None = None,
+    clicked: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distance maps of the two error regions, as the protocol measures them.
+
+    Shared with training-time click sampling (``napari_ois.train.click_sampler``), so
+    training and evaluation agree on what "far inside an error" means.
+
+    Parameters
+    ----------
+    truth, predicted : np.ndarray
+        (Y, X) bool ground truth and current prediction.
+    ignore : np.ndarray, optional
+        (Y, X) bool pixels that are never errors.
+    clicked : np.ndarray, optional
+        (Y, X) bool pixels clicked before; their distance is set to 0.
+
+    Returns
+    -------
+    dist_fn, dist_fp : np.ndarray
+        (Y, X) float distances inside the false-negative and false-positive regions to
+        their boundary (the image border counts as boundary); 0 outside the regions.
+    """
+    valid = ~ignore if ignore is not None else np.ones(truth.shape, bool)
+    dist_fn = _inner_distance(truth & ~predicted & valid)
+    dist_fp = _inner_distance(~truth & predicted & valid)
+    if clicked is not None:
+        dist_fn[clicked] = 0
+        dist_fp[clicked] = 0
+    return dist_fn, dist_fp
+
+
 def next_click(
     truth: np.ndarray,
     predicted: np.ndarray,
@@ -50,14 +85,7 @@ def next_click(
     clicked : np.ndarray, optional
         (Y, X) bool pixels clicked before; they are never chosen again.
     """
-    valid = ~ignore if ignore is not None else np.ones(truth.shape, bool)
-    false_neg = truth & ~predicted & valid
-    false_pos = ~truth & predicted & valid
-    dist_fn = _inner_distance(false_neg)
-    dist_fp = _inner_distance(false_pos)
-    if clicked is not None:
-        dist_fn[clicked] = 0
-        dist_fp[clicked] = 0
+    dist_fn, dist_fp = error_distances(truth, predicted, ignore, clicked)
     max_fn, max_fp = dist_fn.max(), dist_fp.max()
     if max_fn == 0 and max_fp == 0:
         return None
