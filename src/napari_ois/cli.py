@@ -102,6 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated frame counts for the peak-memory runs ('' to skip)")
     bench.add_argument("--json", default=None)
 
+    train = sub.add_parser("train", help="train (or fine-tune) the OIS model; resumable")
+    train.add_argument("--out", required=True, help="run folder: last.pt, best.pt, state.pt, log.jsonl")
+    train.add_argument("--preset", default="tiny", help="model preset: test, tiny, small, base")
+    train.add_argument("--image-size", type=int, default=320)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--steps", type=int, default=2000)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=2)
+    train.add_argument("--max-minutes", type=float, default=None, help="stop this call after N minutes (resume later)")
+    train.add_argument("--validate-every", type=int, default=250)
+    train.add_argument("--data-root", default=None, help="folder with coco_mval/ and ctc_psc/ (default ../shared/data/train)")
+    train.add_argument("--objects", default=None, help="your own img/ + gt/ object masks, used instead of COCO")
+    train.add_argument("--weights", default=None, help="source weights, e.g. synthetic=0.3,microscopy=0.15,coco=0.4,ctc=0.15")
+    train.add_argument("--init-checkpoint", default=None, help="fine-tune from this checkpoint")
+    train.add_argument("--device", default="cpu", choices=DEVICES)
+
     demo = sub.add_parser("demo", help="the main job on the bundled sample video")
     demo.add_argument("--headless", action="store_true",
                       help="do not open napari; segment + propagate the sample and write labels")
@@ -156,6 +173,27 @@ def run_bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train_command(args: argparse.Namespace) -> int:
+    """``train``: run (or resume) a training run in ``--out``."""
+    from .train.trainer import TrainConfig, Trainer
+
+    weights = None
+    if args.weights:
+        try:
+            weights = {k: float(v) for k, v in (kv.split("=") for kv in args.weights.split(","))}
+        except ValueError:
+            raise OISError("--weights takes NAME=VALUE pairs, e.g. synthetic=0.5,coco=0.5") from None
+    cfg = TrainConfig(preset=args.preset, image_size=args.image_size, batch_size=args.batch_size, steps=args.steps,
+                      lr=args.lr, seed=args.seed, threads=args.threads, validate_every=args.validate_every,
+                      data_root=args.data_root, objects_root=args.objects, weights=weights,
+                      init_checkpoint=args.init_checkpoint, device=args.device)
+    trainer = Trainer(cfg, args.out)
+    trainer.run(max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
+    print(f"train: step {trainer.step}/{cfg.steps}, {trainer.wall_time / 60:.1f} min trained, "
+          f"best validation mIoU@5 {trainer.best:.3f} -> {args.out}")
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """``eval clicks`` / ``eval propagation``: JSON per the contract, a plot, a summary line."""
     from .evaluate.commands import run_eval_clicks, run_eval_propagation
@@ -186,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_eval(args)
         if args.command == "bench":
             return run_bench_command(args)
+        if args.command == "train":
+            return run_train_command(args)
         from .api import propagate_file, segment_file
 
         config = _config(args)

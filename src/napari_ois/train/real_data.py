@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -62,10 +62,11 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 class CocoObjects:
     """The COCO object masks of ``root`` (``img/*.jpg`` + ``gt/*.png``)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, exclude: Callable[[str], bool] | None = None):
         root = Path(root)
         self.items = [(p.stem, root / "img" / (p.stem + ".jpg"), p) for p in sorted((root / "gt").glob("*.png"))]
-        self.items = [it for it in self.items if it[1].is_file()]
+        # ``exclude`` holds out items (e.g. the validation split) by their file stem.
+        self.items = [it for it in self.items if it[1].is_file() and not (exclude and exclude(it[0]))]
         if not self.items:
             raise FileNotFoundError(f"no img/*.jpg + gt/*.png pairs under {root}")
         self.siblings: dict[str, list[int]] = {}
@@ -212,6 +213,8 @@ def mixed_stream(
     pair_prob: float = 0.5,
     drop_ref_prob: float = 0.2,
     n_textures: int = 64,
+    objects_root: str | Path | None = None,
+    exclude_objects: Callable[[str], bool] | None = None,
 ) -> Iterator[TrainingSample]:
     """Endless, seeded stream of fixed-size samples from all sources.
 
@@ -238,14 +241,20 @@ def mixed_stream(
         Probability that a pair's reference is dropped (the sample becomes a still).
     n_textures : int
         Real images used as textures by the synthetic scenes (procedural if no COCO).
+    objects_root : path, optional
+        A folder of ``img/*.jpg`` + ``gt/*.png`` object masks used as the ``coco`` source
+        instead of ``<data_root>/coco_mval`` (fine-tuning on one's own data).
+    exclude_objects : callable, optional
+        ``exclude_objects(stem) -> bool``: object files never used (held-out validation).
     """
     weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
     root = Path(data_root) if data_root is not None else default_data_root()
     coco = None
+    coco_root = Path(objects_root) if objects_root is not None else root / "coco_mval"
     if weights.get("coco", 0) > 0:
-        coco = CocoObjects(root / "coco_mval")
-    elif weights.get("synthetic", 0) > 0 and (root / "coco_mval").is_dir():
-        coco = CocoObjects(root / "coco_mval")  # only for textures; procedural without it
+        coco = CocoObjects(coco_root, exclude_objects)
+    elif weights.get("synthetic", 0) > 0 and coco_root.is_dir():
+        coco = CocoObjects(coco_root, exclude_objects)  # only for textures; procedural without it
     ctc = CtcFrames(root / "ctc_psc") if weights.get("ctc", 0) > 0 else None
     textures = texture_sources(coco, n_textures, seed) if coco is not None and n_textures else None
     makers = {

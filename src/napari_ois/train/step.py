@@ -1,0 +1,141 @@
+"""One training step of the OIS model: simulated clicking as in SegNext/RITM iterative training.
+
+Per batch: encode the images once (with gradients) and the reference frames once
+(without: the reference path learns through its own MLPs); sample the initial clicks;
+run 0..``max_iter_clicks`` no-grad prompt passes, each adding one corrective click in
+the error of the model's own prediction and feeding its probability back; then one
+prompt pass with gradients carries the normalized focal loss (+ the depth loss where
+depth is known).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..model.layers import area_resize
+from ..model.network import OISModel
+from ..model.prompts import PromptBatch
+from ..model.reference import ReferencePrompt
+from .click_sampler import clicked_map, iterative_click, sample_initial_clicks
+from .losses import normalized_focal_loss, ssi_depth_loss
+from .samples import TrainingSample, stack_samples
+
+
+@dataclass
+class StepSettings:
+    """Knobs of the click simulation and the loss.
+
+    Attributes
+    ----------
+    max_iter_clicks : int
+        Corrective clicks drawn uniformly from 0..this per batch (SegNext: 3).
+    prev_from_reference_prob : float
+        Pair samples whose degraded reference mask is the previous mask (else none).
+    depth_loss_weight : float
+        Weight of the scale-and-shift-invariant depth loss.
+    zero_click_prob : float
+        Pair samples trained with no click at all (pure propagation).
+    """
+
+    max_iter_clicks: int = 3
+    prev_from_reference_prob: float = 0.5
+    depth_loss_weight: float = 0.5
+    zero_click_prob: float = 0.25
+
+
+def _images(batch: dict, key: str, device) -> torch.Tensor:
+    """(B, H, W, 3) numpy -> (B, 3, H, W) float tensor, channels-last for the conv nets."""
+    t = torch.from_numpy(batch[key]).permute(0, 3, 1, 2).contiguous().to(device)
+    return t.contiguous(memory_format=torch.channels_last)
+
+
+def _valid_hw(ignore: np.ndarray) -> torch.Tensor:
+    """(B, 2) image extent from the padding (padding is bottom/right and ignored)."""
+    rows = (~ignore).any(axis=2)
+    cols = (~ignore).any(axis=1)
+    return torch.tensor([[max(int(r.sum()), 1), max(int(c.sum()), 1)] for r, c in zip(rows, cols)])
+
+
+def _click_lists(clicks: list[np.ndarray]) -> list[list[tuple[float, float, bool]]]:
+    return [[(float(y), float(x), bool(p)) for y, x, p in c] for c in clicks]
+
+
+def training_step(
+    model: OISModel,
+    samples: list[TrainingSample],
+    rng: np.random.Generator,
+    settings: StepSettings,
+    device: torch.device | str = "cpu",
+) -> dict[str, torch.Tensor | float]:
+    """Forward the batch with simulated clicks; returns the losses (``loss`` has a graph).
+
+    Parameters
+    ----------
+    samples : list of TrainingSample
+        Same-size samples (model input size), e.g. from ``mixed_stream``.
+    rng : numpy.random.Generator
+        Drives click sampling, so a step is reproducible given the seed.
+    """
+    batch = stack_samples(samples)
+    b, size = len(samples), batch["mask"].shape[-1]
+    images = _images(batch, "image", device)
+    valid_hw = _valid_hw(batch["ignore"])
+    cache = model.encode(images, valid_hw)
+
+    reference = None
+    has_ref = torch.from_numpy(batch["has_ref"])
+    if model.reference_encoder is not None and bool(has_ref.any()):
+        with torch.no_grad():
+            ref_cache = model.encode(_images(batch, "ref_image", device), valid_hw)
+        ref_mask = torch.from_numpy(batch["ref_mask"]).float()[:, None].to(device)
+        reference = ReferencePrompt(ref_cache.tokens, area_resize(ref_mask, ref_cache.tokens.shape[-2:]),
+                                    has_ref.to(device))
+
+    clicks = [sample_initial_clicks(s, rng, settings.zero_click_prob) for s in samples]
+    # Pair samples start, half of the time, from their (degraded) reference mask, as when
+    # a propagated mask is being corrected; the others start from nothing.
+    use_prev = np.array([bool(r) and rng.random() < settings.prev_from_reference_prob for r in batch["has_ref"]])
+    prev = torch.zeros(b, 1, size, size, device=device)
+    if use_prev.any():
+        prev[torch.from_numpy(use_prev)] = torch.from_numpy(batch["ref_mask"][use_prev]).float()[:, None].to(device)
+    has_prev = torch.from_numpy(use_prev).to(device)
+
+    n_iter = int(rng.integers(0, settings.max_iter_clicks + 1))
+    if n_iter:
+        with torch.no_grad():
+            for _ in range(n_iter):
+                prompts = PromptBatch.from_clicks(_click_lists(clicks), prev, device)
+                prompts.has_prev = has_prev
+                prob = torch.sigmoid(model.forward_prompt(cache, prompts, reference)).float()
+                prob_np = prob[:, 0].cpu().numpy()
+                for i in range(b):
+                    click = iterative_click(batch["mask"][i], prob_np[i], clicked_map(clicks[i], (size, size)),
+                                            rng, batch["ignore"][i])
+                    if click is not None:
+                        clicks[i] = np.vstack([clicks[i], np.array([click], np.int64)])
+                prev, has_prev = prob, torch.ones(b, dtype=torch.bool, device=device)
+
+    prompts = PromptBatch.from_clicks(_click_lists(clicks), prev, device)
+    prompts.has_prev = has_prev
+    logits = model.forward_prompt(cache, prompts, reference).float()
+    target = torch.from_numpy(batch["mask"]).float()[:, None].to(device)
+    ignore = torch.from_numpy(batch["ignore"])[:, None].to(device)
+    seg_loss = normalized_focal_loss(logits, target, ignore)
+
+    depth_loss = torch.zeros((), device=device)
+    has_depth = torch.from_numpy(batch["has_depth"])
+    if cache.depth is not None and bool(has_depth.any()):
+        grid = cache.depth.shape[-2:]
+        true_depth = area_resize(torch.from_numpy(batch["depth"])[:, None].to(device), grid)
+        valid = F.interpolate((~ignore).float(), size=grid, mode="area") > 0.99
+        depth_loss = ssi_depth_loss(cache.depth.float(), true_depth, has_depth.to(device), valid)
+    loss = seg_loss + settings.depth_loss_weight * depth_loss
+    with torch.no_grad():
+        iou = ((logits > 0) & (target > 0.5) & ~ignore).sum((1, 2, 3)) / (
+            ((logits > 0) | (target > 0.5)) & ~ignore).sum((1, 2, 3)).clamp(min=1)
+    return {"loss": loss, "nfl": seg_loss.item(), "depth": depth_loss.item(),
+            "train_iou": float(iou.mean()), "clicks": float(np.mean([len(c) for c in clicks]))}

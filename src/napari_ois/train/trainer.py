@@ -1,0 +1,197 @@
+"""The training loop behind ``napari-ois train``: resumable, logged, validated, deterministic.
+
+Files in ``out_dir``:
+- ``last.pt``   model checkpoint (the format ``load_model`` reads), saved every few minutes;
+- ``state.pt``  optimizer + step + wall time, so a killed run resumes where it was;
+- ``best.pt``   the checkpoint with the best validation mIoU@5 so far;
+- ``log.jsonl`` one JSON line per logged step and per validation.
+
+Validation uses held-out *training* images (a fixed 1-in-20 split of the COCO image ids,
+never trained on), through the same evaluation code as ``napari-ois eval clicks``; dev/
+data is only for reporting, never for choosing a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..evaluate.click_eval import evaluate_clicks, summarize
+from ..evaluate.datasets import InstanceItem, load_click_items
+from ..model.checkpoint import load_model, save_checkpoint
+from ..model.config import preset_config
+from ..model.network import OISModel
+from ..model.runtime import resolve_device
+from ..model.segmenter import OISSegmenter
+from .real_data import default_data_root, mixed_stream
+from .step import StepSettings, training_step
+
+VALIDATION_EVERY = 20  # 1 in 20 COCO training images is held out for validation
+
+
+def is_validation_image(name: str) -> bool:
+    """Whether a ``<class><n>_<image id>`` item belongs to the held-out validation split."""
+    image_id = name.rsplit("_", 1)[-1].split("#")[0]
+    return image_id.isdigit() and int(image_id) % VALIDATION_EVERY == 0
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in the checkpoint metadata)."""
+
+    preset: str = "tiny"
+    image_size: int = 320
+    batch_size: int = 8
+    steps: int = 2000
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    seed: int = 0
+    threads: int = 2
+    device: str = "cpu"
+    save_every_s: float = 300.0
+    log_every: int = 10
+    validate_every: int = 250
+    validation_items: int = 30
+    validation_clicks: int = 10
+    data_root: str | None = None
+    objects_root: str | None = None
+    weights: dict[str, float] | None = None
+    init_checkpoint: str | None = None
+    model_overrides: dict = field(default_factory=dict)
+    step: StepSettings = field(default_factory=StepSettings)
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0))))
+
+
+def validation_items(cfg: TrainConfig) -> list[InstanceItem]:
+    """The held-out COCO training objects used to pick the best checkpoint."""
+    root = Path(cfg.objects_root) if cfg.objects_root else (
+        Path(cfg.data_root) if cfg.data_root else default_data_root()) / "coco_mval"
+    items = [it for it in load_click_items(root, "coco_mval") if is_validation_image(it.name)]
+    return items[: cfg.validation_items]
+
+
+def validate(model: OISModel, items: list[InstanceItem], clicks: int) -> dict:
+    """Click-protocol metrics of the current weights on ``items``."""
+    was_training = model.training
+    model.eval()
+    try:
+        results = evaluate_clicks(OISSegmenter(model, device=str(next(model.parameters()).device)), items, clicks)
+    finally:
+        model.train(was_training)
+    summary = summarize(results, clicks)
+    return {"miou_at_1": summary["miou_at"][0], "miou_at_5": summary["miou_at"][min(4, clicks - 1)],
+            "noc_85": summary["noc"]["85"], "n": summary["n"]}
+
+
+class Trainer:
+    """Runs, checkpoints and resumes one training run in ``out_dir``."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, log: Callable[[str], None] = print):
+        self.cfg, self.out, self.log = cfg, Path(out_dir), log
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        self.model = self._build_model().to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.step, self.wall_time, self.best = 0, 0.0, -1.0
+        self._resume()
+
+    def _build_model(self) -> OISModel:
+        if self.cfg.init_checkpoint:
+            model = load_model(self.cfg.init_checkpoint, "cpu")
+        else:
+            config = preset_config(self.cfg.preset, image_size=self.cfg.image_size, **self.cfg.model_overrides)
+            model = OISModel(config)
+        return model.to(memory_format=torch.channels_last).train()
+
+    def _resume(self) -> None:
+        state_path, last = self.out / "state.pt", self.out / "last.pt"
+        if not (state_path.is_file() and last.is_file()):
+            return
+        self.model.load_state_dict(load_model(last, "cpu").state_dict())
+        state = torch.load(state_path, map_location=self.device, weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.wall_time, self.best = state["step"], state["wall_time"], state.get("best", -1.0)
+        self.log(f"resumed from step {self.step} ({self.wall_time / 60:.1f} min trained)")
+
+    def _metadata(self, metrics: dict | None = None) -> dict:
+        return {"data": "shared/data/train (COCO objects minus the 1-in-20 validation images, CTC PhC-C2DL-PSC "
+                        "seq 02 frames 0-29) + procedural natural and microscopy scenes",
+                "steps": self.step, "wall_time_s": round(self.wall_time, 1),
+                "samples_seen": self.step * self.cfg.batch_size,
+                "train_config": json.loads(json.dumps(asdict(self.cfg), default=str)),
+                "metrics": metrics or {}, "hardware": (torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
+                             else f"{torch.get_num_threads()} CPU thread(s)")}
+
+    def save(self, metrics: dict | None = None) -> None:
+        """Checkpoint + trainer state, both written atomically."""
+        save_checkpoint(self.out / "last.pt", self.model, self._metadata(metrics))
+        tmp = self.out / "state.pt.tmp"
+        torch.save({"optimizer": self.optimizer.state_dict(), "step": self.step, "wall_time": self.wall_time,
+                    "best": self.best}, tmp)
+        tmp.replace(self.out / "state.pt")
+
+    def _write_log(self, record: dict) -> None:
+        with (self.out / "log.jsonl").open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def run(self, max_seconds: float | None = None) -> None:
+        """Train until ``cfg.steps`` (or ``max_seconds`` of this call); resumable at any point."""
+        cfg = self.cfg
+        stream = mixed_stream(cfg.seed, cfg.image_size, cfg.weights, cfg.data_root, start=self.step * cfg.batch_size,
+                              objects_root=cfg.objects_root, exclude_objects=is_validation_image)
+        items = validation_items(cfg) if cfg.validate_every else []
+        started, last_save = time.perf_counter(), time.perf_counter()
+        window: list[dict] = []
+        while self.step < cfg.steps:
+            tick = time.perf_counter()
+            samples = [next(stream) for _ in range(cfg.batch_size)]
+            for group in self.optimizer.param_groups:
+                group["lr"] = _lr_at(cfg, self.step)
+            rng = np.random.default_rng([cfg.seed, self.step, 1])
+            out = training_step(self.model, samples, rng, cfg.step, self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.optimizer.step()
+            self.step += 1
+            elapsed = time.perf_counter() - tick
+            self.wall_time += elapsed
+            window.append({k: float(v.item() if torch.is_tensor(v) else v) for k, v in out.items()} | {"s": elapsed})
+            if self.step % cfg.log_every == 0:
+                record = {k: round(float(np.mean([w[k] for w in window])), 4) for k in window[0]}
+                record |= {"step": self.step, "lr": _lr_at(cfg, self.step), "wall_min": round(self.wall_time / 60, 2)}
+                self._write_log(record)
+                self.log(json.dumps(record))
+                window = []
+            if items and self.step % cfg.validate_every == 0:
+                metrics = validate(self.model, items, cfg.validation_clicks)
+                self._write_log({"step": self.step, "validation": metrics})
+                self.log(f"step {self.step} validation: {metrics}")
+                self.save(metrics)
+                if metrics["miou_at_5"] > self.best:
+                    self.best = metrics["miou_at_5"]
+                    save_checkpoint(self.out / "best.pt", self.model, self._metadata(metrics))
+                last_save = time.perf_counter()
+            elif time.perf_counter() - last_save > cfg.save_every_s:
+                self.save()
+                last_save = time.perf_counter()
+            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                break
+        self.save()
