@@ -178,10 +178,11 @@ def get_segmenter(name: str = "classical", device: str = "auto", checkpoint: str
 
         return ClassicalSegmenter()
     if name == "ois":
-        raise BackendUnavailable(
-            "the 'ois' backend has no trained checkpoint installed yet; "
-            "use --backend classical (the training-free default)"
-        )
+        # Imported here: torch/timm load only when this backend is asked for.
+        from ..model.segmenter import OISSegmenter
+
+        # checkpoint None = the packaged default; BackendUnavailable when none is installed.
+        return OISSegmenter.from_checkpoint(checkpoint, device)
     if name == "grabcut-cv":
         from .grabcut_cv import GrabCutSegmenter
 

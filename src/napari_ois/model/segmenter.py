@@ -1,0 +1,171 @@
+"""The ``ois`` backend: :class:`OISSegmenter` implements the Segmenter protocol on an OISModel.
+
+``encode`` preprocesses the frame (longest-side resize + pad, the same function
+the trainer uses) and runs the encoder once; ``predict`` maps the clicks, the
+previous probability and the reference into model space and runs only the prompt
+path. Probabilities come back at the full frame resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.clicks import Click
+from ..core.segmenter import Prediction, Reference
+from .checkpoint import load_model
+from .layers import area_resize
+from .network import EncoderCache, OISModel
+from .preprocess import Geometry, preprocess_image, preprocess_map
+from .prompts import PromptBatch
+from .reference import ReferencePrompt
+from .runtime import autocast_for, resolve_device
+
+
+@dataclass
+class OISEmbedding:
+    """One encoded frame (what the embedding cache holds).
+
+    Attributes
+    ----------
+    cache : EncoderCache
+        Batch-1 encoder outputs on the model's device.
+    geometry : Geometry
+        How the frame maps into the model input.
+    """
+
+    cache: EncoderCache
+    geometry: Geometry
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the cached tensors."""
+        return self.cache.nbytes
+
+
+def boundary_confidence(prob: torch.Tensor, band: int = 1, max_side: int = 128) -> float:
+    """Quality score: mean confidence |2p - 1| in a band around the predicted boundary.
+
+    A confident mask has near-0/1 probabilities right up to its edge; a doubtful one
+    blurs there. Empty masks score 0 (the object is lost). Computed on a grid of at
+    most ``max_side`` pixels: a score needs no full-resolution detail, and the
+    per-click path must stay cheap.
+
+    Parameters
+    ----------
+    prob : torch.Tensor
+        (1, 1, y, x) probability at model resolution (padding cropped).
+    band : int
+        Half-width of the band in pixels of the reduced grid.
+    """
+    factor = max(1, -(-max(prob.shape[-2:]) // max_side))
+    if factor > 1:
+        prob = F.avg_pool2d(prob, factor, ceil_mode=True)
+    mask = (prob > 0.5).float()
+    if not bool(mask.any()):
+        return 0.0
+    k = 2 * band + 1
+    dilated = F.max_pool2d(mask, k, stride=1, padding=band)
+    eroded = -F.max_pool2d(-mask, k, stride=1, padding=band)
+    ring = dilated > eroded
+    confidence = (2.0 * prob - 1.0).abs()
+    return float(confidence[ring].mean() if bool(ring.any()) else confidence.mean())
+
+
+class OISSegmenter:
+    """Order-aware interactive segmentation backend.
+
+    Parameters
+    ----------
+    model : OISModel
+        Network (e.g. from :func:`~napari_ois.model.checkpoint.load_model`).
+    device : str
+        ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda`` or ``mps``.
+    """
+
+    name = "ois"
+
+    def __init__(self, model: OISModel, device: str = "auto"):
+        self.device = resolve_device(device)
+        # Channels-last suits the convolutions of encoder and decoder on CPU and GPU alike.
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        self.config = model.config
+        self.metadata = dict(getattr(model, "metadata", {}) or {})
+        self.checkpoint = getattr(model, "checkpoint_path", None)
+
+    @classmethod
+    def from_checkpoint(cls, name_or_path: str | None = None, device: str = "auto") -> "OISSegmenter":
+        """Load a checkpoint (None = the packaged default) into a segmenter."""
+        return cls(load_model(name_or_path, "cpu"), device)
+
+    # ------------------------------------------------------------------ encode
+    def encode(self, image: np.ndarray, depth: np.ndarray | None = None) -> OISEmbedding:
+        """Run the encoder (and depth head) on one frame.
+
+        Parameters
+        ----------
+        image : np.ndarray
+            (Y, X, 3) float32 RGB in [0, 1].
+        depth : np.ndarray, optional
+            (Y, X) user depth (larger = closer), used when the model's
+            ``depth_source`` is ``user``.
+        """
+        size = self.config.image_size
+        tensor, geometry = preprocess_image(image, size)
+        valid_hw = torch.tensor([geometry.resized_hw], dtype=torch.long)
+        user_depth = preprocess_map(depth, geometry) if depth is not None else None
+        with torch.inference_mode(), autocast_for(self.device):
+            tensor = tensor.to(self.device).contiguous(memory_format=torch.channels_last)
+            cache = self.model.encode(tensor, valid_hw.to(self.device), user_depth)
+        return OISEmbedding(cache, geometry)
+
+    # ----------------------------------------------------------------- predict
+    def predict(
+        self,
+        embedding: OISEmbedding,
+        clicks: Sequence[Click],
+        prev_prob: np.ndarray | None = None,
+        reference: Reference | None = None,
+    ) -> Prediction:
+        """Segment one object; see :meth:`napari_ois.core.segmenter.Segmenter.predict`.
+
+        Returns
+        -------
+        Prediction
+            ``prob`` (Y, X) float32 in [0, 1] at full resolution, ``score`` in [0, 1].
+        """
+        geometry = embedding.geometry
+        has_prev = prev_prob is not None and bool(np.any(np.asarray(prev_prob) > 0.5))
+        ref_prompt = self._reference(embedding, reference)
+        if not any(c.positive for c in clicks) and ref_prompt is None and not has_prev:
+            # Nothing says where the object is: an empty mask, and no confidence in it.
+            return Prediction(np.zeros(geometry.orig_hw, np.float32), 0.0)
+        points = [geometry.to_model(c.y, c.x) + (bool(c.positive),) for c in clicks]
+        prev = preprocess_map(prev_prob, geometry).to(self.device) if prev_prob is not None else None
+        prompts = PromptBatch.from_clicks([points], prev_prob=prev, device=self.device)
+        with torch.inference_mode(), autocast_for(self.device):
+            logits = self.model.forward_prompt(embedding.cache, prompts, ref_prompt)
+        rh, rw = geometry.resized_hw
+        logits = logits.float()[:, :, :rh, :rw]
+        score = boundary_confidence(torch.sigmoid(logits))
+        full = F.interpolate(logits, size=geometry.orig_hw, mode="bilinear", align_corners=False)
+        prob = torch.sigmoid(full)[0, 0].cpu().numpy().astype(np.float32, copy=False)
+        return Prediction(prob, score)
+
+    def _reference(self, embedding: OISEmbedding, reference: Reference | None) -> ReferencePrompt | None:
+        """The reference frame as a model prompt, when this model uses one and it fits."""
+        if reference is None or not self.config.use_reference:
+            return None
+        ref_embedding = reference.embedding
+        if not isinstance(ref_embedding, OISEmbedding):
+            return None  # encoded by another backend: its features mean nothing here
+        tokens = ref_embedding.cache.tokens
+        if tokens.shape != embedding.cache.tokens.shape:
+            return None
+        mask = preprocess_map(np.asarray(reference.mask, dtype=np.float32), ref_embedding.geometry)
+        mask = area_resize(mask.to(self.device), tuple(tokens.shape[-2:]))
+        return ReferencePrompt(tokens, mask)
