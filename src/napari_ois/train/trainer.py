@@ -151,13 +151,13 @@ class Trainer:
         with (self.out / "log.jsonl").open("a") as fh:
             fh.write(json.dumps(record) + "\n")
 
-    def run(self, max_seconds: float | None = None) -> None:
-        """Train until ``cfg.steps`` (or ``max_seconds`` of this call); resumable at any point."""
+    def run(self, max_seconds: float | None = None, max_steps: int | None = None) -> None:
+        """Train until ``cfg.steps`` (or ``max_seconds`` / ``max_steps`` of this call); resumable at any point."""
         cfg = self.cfg
         stream = mixed_stream(cfg.seed, cfg.image_size, cfg.weights, cfg.data_root, start=self.step * cfg.batch_size,
                               objects_root=cfg.objects_root, exclude_objects=is_validation_image)
         items = validation_items(cfg) if cfg.validate_every else []
-        started, last_save = time.perf_counter(), time.perf_counter()
+        started, last_save, first_step = time.perf_counter(), time.perf_counter(), self.step
         window: list[dict] = []
         while self.step < cfg.steps:
             tick = time.perf_counter()
@@ -165,6 +165,9 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = _lr_at(cfg, self.step)
             rng = np.random.default_rng([cfg.seed, self.step, 1])
+            # Torch's own randomness (order dropout) seeded per step too: a resumed run
+            # continues exactly as an uninterrupted one.
+            torch.manual_seed(cfg.seed * 1_000_003 + self.step)
             out = training_step(self.model, samples, rng, cfg.step, self.device)
             self.optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
@@ -193,5 +196,7 @@ class Trainer:
                 self.save()
                 last_save = time.perf_counter()
             if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                break
+            if max_steps is not None and self.step - first_step >= max_steps:
                 break
         self.save()
