@@ -6,6 +6,7 @@ A deterministic fake segmenter (tests/conftest.py) is injected through the widge
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 
@@ -20,6 +21,12 @@ from napari.utils.notifications import notification_manager
 
 from napari_ois._widgets import AnnotateObjectsWidget
 from napari_ois.core.clicks import read_prompts
+from napari_ois.core.segmenter import get_segmenter
+
+# (The triton/Mesa LLVM clash that a late model import used to cause inside napari is
+# handled by napari_ois._widgets and tested in test_widget_ois_import.py.)
+from napari_ois.model.checkpoint import make_random_checkpoint
+from napari_ois.model.segmenter import OISSegmenter
 
 pytestmark = pytest.mark.gui
 
@@ -306,3 +313,61 @@ def test_removing_the_widget_mid_run_stops_cleanly(annotate, qtbot):
     assert not labels[-1].any()  # it did stop
     widget.close()
     widget.deleteLater()
+
+
+def test_ois_backend_with_a_chosen_checkpoint(make_napari_viewer, squares, tmp_path):
+    video, truth = squares
+    path = make_random_checkpoint(tmp_path / "random.pt", preset="test")
+    viewer = make_napari_viewer()
+    viewer.add_image(video, name="squares")
+    widget = AnnotateObjectsWidget(viewer)  # the real factory: get_segmenter(backend, device, checkpoint)
+    viewer.window.add_dock_widget(widget)
+    assert not widget.checkpoint_row.isEnabled()  # classical reads no checkpoint
+    assert widget.checkpoint_edit.placeholderText() == "packaged default"
+    widget.device_combo.setCurrentText("cpu")
+    widget.backend_combo.setCurrentText("ois")
+    assert widget.checkpoint_row.isEnabled()
+    widget.set_checkpoint(str(path))
+    assert widget.checkpoint_edit.text() == str(path)
+    click(widget, 0, 8, 4)
+    assert isinstance(widget.session.segmenter, OISSegmenter)
+    assert widget.status.text().startswith("Object 1, frame 0")  # the click ran, no error
+    # A random model's mask is arbitrary: only the layer's geometry is checked.
+    assert widget.labels_layer.data.shape == truth.shape
+    files = widget.save(tmp_path / "out.tif")
+    settings = json.loads(next(p for p in files if p.suffix == ".json").read_text())
+    assert settings["backend"] == "ois" and settings["checkpoint"] == str(path)
+
+
+def test_unreadable_checkpoint_notifies_and_keeps_labels(make_napari_viewer, squares, tmp_path, notifications):
+    video, truth = squares
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    fake = BrightComponentSegmenter()
+    seen = []
+
+    def factory(backend, device, checkpoint=None):
+        seen.append((backend, checkpoint))
+        return fake if backend == "classical" else get_segmenter(backend, device, checkpoint)
+
+    viewer = make_napari_viewer()
+    viewer.add_image(video, name="squares")
+    widget = AnnotateObjectsWidget(viewer, segmenter_factory=factory)
+    viewer.window.add_dock_widget(widget)
+    click(widget, 0, 8, 4)
+    before = widget.labels_layer.data.copy()
+    assert np.array_equal(before[0] == 1, truth[0] == 1)
+    widget.backend_combo.setCurrentText("ois")
+    widget.set_checkpoint(str(garbage))
+    assert seen[-1] == ("ois", str(garbage))  # a checkpoint-aware factory gets the path
+    assert any("garbage.pt" in str(n.message) for n in notifications)
+    assert "garbage.pt" in widget.status.text()
+    assert np.array_equal(widget.labels_layer.data, before)
+    # Clicking while the backend cannot load reports again and changes nothing.
+    click(widget, 1, 8, 6)
+    assert "garbage.pt" in widget.status.text()
+    assert np.array_equal(widget.labels_layer.data, before)
+    # Back to a working backend: the labels are still there and clicks work again.
+    widget.backend_combo.setCurrentText("classical")
+    click(widget, 1, 8, 6)
+    assert np.array_equal(widget.labels_layer.data[0], before[0]) and widget.labels_layer.data[1].any()

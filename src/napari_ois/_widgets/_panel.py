@@ -10,9 +10,11 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -44,6 +46,15 @@ def build_panel(w: QWidget) -> None:
     row.addWidget(w.backend_combo, 2)
     row.addWidget(w.device_combo, 1)
     form.addRow("Backend", row)
+    # One container, so enabling the row for the 'ois' backend is one call.
+    w.checkpoint_row = QWidget(toolTip="Model checkpoint of the 'ois' backend")
+    w.checkpoint_edit = QLineEdit(readOnly=True, placeholderText="packaged default")
+    w.checkpoint_button = QToolButton(text="…", toolTip="Choose a checkpoint file (*.pt)")
+    row = QHBoxLayout(w.checkpoint_row)
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(w.checkpoint_edit, 1)
+    row.addWidget(w.checkpoint_button)
+    form.addRow("Checkpoint", w.checkpoint_row)
 
     w.object_spin = QSpinBox(minimum=1, maximum=2**31 - 1, toolTip="Label id of the object being annotated")
     w.new_button = QPushButton("New object", toolTip="Next unused object id (M)")
@@ -87,7 +98,7 @@ def build_panel(w: QWidget) -> None:
     help_label = QLabel(HELP, wordWrap=True)
     help_label.setStyleSheet("color: gray; font-size: 10px;")
     layout = QVBoxLayout(w)
-    for w in (data_box, obj_box, prop_box, edit_box, w.status, help_label):
-        layout.addWidget(w)
+    for box in (data_box, obj_box, prop_box, edit_box, w.status, help_label):
+        layout.addWidget(box)
     layout.addStretch(1)
     w.setToolTip(HELP)

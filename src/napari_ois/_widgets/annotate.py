@@ -11,6 +11,7 @@ export), ``_layers`` (layers and coordinates), ``_hooks`` (what is attached to t
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -18,7 +19,7 @@ from napari.layers import Image
 from napari.layers.base import ActionType
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QEvent, QTimer, Signal
-from qtpy.QtWidgets import QSpinBox, QWidget
+from qtpy.QtWidgets import QFileDialog, QSpinBox, QWidget
 
 from napari_ois.core.clicks import Click, read_prompts
 from napari_ois.core.config import AnnotationConfig
@@ -33,7 +34,8 @@ from ._hooks import Hooks
 from ._panel import build_panel
 from ._runs import PropagationMixin
 
-SegmenterFactory = Callable[[str, str], Segmenter]
+#: ``factory(backend, device)`` or ``factory(backend, device, checkpoint=...)``.
+SegmenterFactory = Callable[..., Segmenter]
 
 __all__ = ["AnnotateObjectsWidget", "SegmenterFactory"]
 
@@ -47,7 +49,9 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
         The viewer (injected by napari).
     segmenter_factory : callable, optional
         ``factory(backend, device) -> Segmenter``; default
-        :func:`napari_ois.core.segmenter.get_segmenter`. Tests inject a fake here.
+        :func:`napari_ois.core.segmenter.get_segmenter`. Tests inject a fake here. A
+        factory that accepts a ``checkpoint`` keyword also gets the chosen checkpoint
+        (a path, or None for the packaged default); two-argument factories do not.
     """
 
     #: Emitted on the main thread when a propagation run has ended (done, stopped or failed).
@@ -56,7 +60,8 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
     def __init__(self, napari_viewer, segmenter_factory: SegmenterFactory | None = None, parent=None):
         super().__init__(parent)
         self.viewer = napari_viewer
-        self._factory: SegmenterFactory = segmenter_factory or (lambda b, d: get_segmenter(b, d))
+        self._factory: SegmenterFactory = segmenter_factory or get_segmenter
+        self._checkpoint: str | None = None  # None = the packaged default
         self._segmenter: Segmenter | None = None
         self._sessions: dict[tuple, AnnotationSession] = {}
         self.image_layer: Image | None = None
@@ -83,6 +88,9 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
         self.axis_spin.valueChanged.connect(lambda _: self._rebuild())
         self.backend_combo.currentIndexChanged.connect(lambda _: self._rebuild(new_segmenter=True))
         self.device_combo.currentIndexChanged.connect(lambda _: self._rebuild(new_segmenter=True))
+        self.backend_combo.currentIndexChanged.connect(lambda _: self._update_checkpoint_row())
+        self.checkpoint_button.clicked.connect(self.choose_checkpoint)
+        self._update_checkpoint_row()
         self.object_spin.valueChanged.connect(self._on_object_changed)
         self.negative_check.toggled.connect(lambda _: self._on_object_changed(self.object_spin.value()))
         self.new_button.clicked.connect(self.new_object)
@@ -111,6 +119,50 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
         self.stop_button.setEnabled(busy)
         if not busy:
             self.axis_spin.setEnabled(self.axis_spin.maximum() > 0)
+        self._update_checkpoint_row()
+
+    def _update_checkpoint_row(self) -> None:
+        # Only the 'ois' backend reads a checkpoint; a running propagation keeps its model.
+        self.checkpoint_row.setEnabled(self.backend_combo.currentText() == "ois" and self.worker is None)
+
+    # ---------------------------------------------------------- checkpoint
+    @property
+    def checkpoint(self) -> str | None:
+        """Checkpoint path of the ``ois`` backend (None = the packaged default)."""
+        return self._checkpoint
+
+    def set_checkpoint(self, path: str | Path | None) -> None:
+        """Use the checkpoint at ``path`` (None = the packaged default) for the ``ois`` backend.
+
+        The segmenter is rebuilt like after a backend change (labels are kept); a missing
+        or unreadable file is notified and shown in the status line.
+
+        Parameters
+        ----------
+        path : str or Path or None
+            A ``.pt`` file written by napari-ois, or None.
+        """
+        if self._busy():
+            return  # the running propagation holds the current model
+        self._checkpoint = None if path is None or str(path) == "" else str(path)
+        self.checkpoint_edit.setText(self._checkpoint or "")
+        self.checkpoint_edit.setToolTip(self._checkpoint or "The checkpoint shipped with napari-ois")
+        self._rebuild(new_segmenter=True)
+
+    def choose_checkpoint(self) -> None:
+        """Ask for a checkpoint file and :meth:`set_checkpoint` it (Cancel changes nothing)."""
+        start = str(Path(self._checkpoint).parent) if self._checkpoint else ""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose an 'ois' checkpoint", start, "Checkpoints (*.pt);;All files (*)"
+        )
+        if path:
+            self.set_checkpoint(path)
+
+    def _make_segmenter(self, config: AnnotationConfig) -> Segmenter:
+        """Call the factory, passing the checkpoint only to factories that take one."""
+        if _takes_checkpoint(self._factory):
+            return self._factory(config.backend, config.device, checkpoint=config.checkpoint)
+        return self._factory(config.backend, config.device)
 
     # -------------------------------------------------------- viewer hooks
     def _attach(self) -> None:
@@ -220,7 +272,11 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
         try:
             session = self.session
         except OISError as exc:
-            self._error(str(exc))
+            message = str(exc)
+            if self.backend_combo.currentText() == "ois" and self._checkpoint is None:
+                # The core message names the CLI option; in the widget the '…' button does it.
+                message += " (in the widget: choose a .pt file with the Checkpoint '…' button)"
+            self._error(message)
             return
         except Exception as exc:  # e.g. a torch backend failing to load: report, don't crash
             self._error(f"could not start the {self.backend_combo.currentText()!r} backend: {exc!r}")
@@ -241,12 +297,15 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
         return self.axis_spin.value()
 
     def _config(self) -> AnnotationConfig:
+        backend = self.backend_combo.currentText()
+        # Recorded only where it is used, so exported settings say which model made the masks.
+        checkpoint = self._checkpoint if backend == "ois" else None
         return AnnotationConfig(
-            backend=self.backend_combo.currentText(), device=self.device_combo.currentText(), axis=self.axis
+            backend=backend, device=self.device_combo.currentText(), checkpoint=checkpoint, axis=self.axis
         )
 
     def set_segmenter_factory(self, factory: SegmenterFactory) -> None:
-        """Use ``factory(backend, device) -> Segmenter`` from now on (rebuilds the session)."""
+        """Use ``factory(backend, device[, checkpoint=...]) -> Segmenter`` from now on (rebuilds)."""
         self._factory = factory
         self._rebuild(new_segmenter=True)
 
@@ -258,7 +317,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
             return self._sessions[fixed]
         config = self._config()
         if self._segmenter is None:
-            self._segmenter = self._factory(config.backend, config.device)
+            self._segmenter = self._make_segmenter(config)
         layer = self.image_layer
         frames = FrameStack(
             _layers.image_data(layer),
@@ -376,6 +435,16 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
             self._error(str(exc))
             return 0
         return self.add_clicks(clicks)
+
+
+def _takes_checkpoint(factory: Callable) -> bool:
+    """Whether ``factory`` accepts a ``checkpoint`` keyword (older factories take two arguments)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: call them the old way
+        return False
+    return any(p.name == "checkpoint" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
 
 class _spin_value:
     """Temporarily set a spin box (the object id) while applying stored clicks."""
