@@ -188,3 +188,30 @@ def test_bench_writes_the_contract_json(tmp_path, capsys):
     assert {"backend", "device", "encode_ms", "spc_ms", "propagate_fps", "peak_rss_mb"} <= set(result)
     assert set(result["peak_rss_mb"]) == {"20", "40"} and result["peak_rss_mb"]["20"] > 10
     assert result["propagate_fps"] > 0 and result["propagate_iou"] > 0.8
+
+
+def test_grabcut_layout_has_an_ignore_band(tmp_path):
+    from napari_ois.evaluate.datasets import load_click_items
+
+    (tmp_path / "data_GT").mkdir()
+    (tmp_path / "boundary_GT").mkdir()
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:15, 5:15] = 255
+    mask[4, 4:16] = 128  # the unsure band around the object
+    Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(tmp_path / "data_GT" / "flower.jpg")
+    Image.fromarray(mask).save(tmp_path / "boundary_GT" / "flower.bmp")
+    (item,) = load_click_items(tmp_path, "grabcut")
+    assert item.truth.sum() == 100 and item.ignore.sum() == 12 and not (item.truth & item.ignore).any()
+
+
+def test_cli_runs_the_ois_backend_from_a_checkpoint(tmp_path):
+    from napari_ois.model.checkpoint import make_random_checkpoint
+
+    stack, _ = squares_tiff(tmp_path)
+    checkpoint = make_random_checkpoint(tmp_path / "random.pt", preset="test")
+    prompts = tmp_path / "p.csv"
+    write_prompts(prompts, [Click(1, 0, 20, 15)])
+    out = tmp_path / "ois.tif"
+    assert main(["segment", str(stack), "--prompts", str(prompts), "--out", str(out),
+                 "--backend", "ois", "--checkpoint", str(checkpoint), "--device", "cpu"]) == 0
+    assert tifffile.imread(out).shape == (8, 48, 64)  # a random model's mask content is arbitrary

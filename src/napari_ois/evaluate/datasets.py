@@ -63,6 +63,13 @@ def _pair_dirs(root: Path, candidates: list[tuple[str, str]]) -> tuple[Path, Pat
     raise InputError(f"{root} does not have the expected layout ({names})")
 
 
+def _read_mask(path: Path) -> np.ndarray:
+    """A mask file's values: palette PNGs/TIFFs as their indices (DAVIS-2017 style), other
+    formats (GrabCut's BMPs) as stored."""
+    labels = path.suffix.lower() in (".png", ".tif", ".tiff")
+    return read_image_file(path, labels=labels)
+
+
 def _as_plane(mask: np.ndarray) -> np.ndarray:
     """Masks stored as RGB(A) keep their first channel (as the reference loaders do);
     other 3-D masks (volumes) are returned unchanged and skipped by the caller."""
@@ -96,7 +103,7 @@ def load_click_items(root: str | Path, fmt: str, limit: int | None = None) -> li
         raise InputError(f"dataset folder not found: {root}")
     items: list[InstanceItem] = []
     for stem, image_path, mask_path in _pairs(root, fmt):
-        mask = _as_plane(read_image_file(mask_path, labels=True))
+        mask = _as_plane(_read_mask(mask_path))
         if mask.ndim != 2:
             continue  # volumes are evaluated by propagation, not here
         if fmt == "grabcut":
