@@ -7,17 +7,18 @@ from pathlib import Path
 
 
 def _pyplot():
-    """matplotlib with a file-only backend, or None (plots are optional: the ``eval`` extra)."""
+    """(pyplot, MaxNLocator) with a file-only backend, or None (plots are optional: the ``eval`` extra)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         print("napari-ois: matplotlib is not installed; no plot written (pip install napari-ois[eval])",
               file=sys.stderr)
         return None
-    return plt
+    return plt, MaxNLocator
 
 
 def _line_plot(
@@ -25,14 +26,16 @@ def _line_plot(
     size: tuple[float, float], markers: bool,
 ) -> bool:
     """One line per curve over x = 1..len; y in [0, 1]. Returns whether a file was written."""
-    plt = _pyplot()
-    if plt is None or not curves:
+    loaded = _pyplot()
+    if loaded is None or not curves:
         return False
+    plt, MaxNLocator = loaded
     fig, ax = plt.subplots(figsize=size, dpi=120)
     for label, values in curves.items():
         style = {"marker": "o", "markersize": 3} if markers else {}
         ax.plot(range(1, len(values) + 1), values, label=label, **style)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(0, 1))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # clicks and frames are counts
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
