@@ -1,14 +1,9 @@
-"""Scores of a segmentation: overlap and boundary decisiveness."""
+"""Score of a segmentation: boundary decisiveness."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def _quality(x: np.ndarray) -> float:

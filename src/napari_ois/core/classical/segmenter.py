@@ -9,12 +9,13 @@ from scipy import ndimage as ndi
 from skimage.color import rgb2lab
 from skimage.transform import resize
 
+from ..click_simulator import iou as _iou
 from ..clicks import Click
 from ..segmenter import Prediction, Reference
 from .colour_histogram import _colour_bins
 from .embedding import ClassicalEmbedding, _edge_weights
 from .evidence import _add_clicks, _add_prev, _add_reference, _click_seeds, _Evidence
-from .quality import _iou, _quality
+from .quality import _quality
 from .random_walker import _segment
 from .resampling import _to_full, _to_work
 
