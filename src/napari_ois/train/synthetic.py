@@ -95,12 +95,16 @@ def procedural_texture(rng: np.random.Generator) -> np.ndarray:
     return np.clip(tex, 0, 1).astype(np.float32)
 
 
+def _pick_texture(rng, textures, real_prob: float) -> np.ndarray:
+    """One of the real ``textures`` with probability ``real_prob`` (when given), else a procedural one."""
+    if textures and rng.random() < real_prob:
+        return textures[int(rng.integers(len(textures)))]
+    return procedural_texture(rng)
+
+
 def _texture_map(rng, textures, side: float) -> tuple[np.ndarray, np.ndarray]:
     """A texture source and a sprite->source matrix taking a random window of it."""
-    if textures and rng.random() < 0.75:
-        src = textures[int(rng.integers(len(textures)))]
-    else:
-        src = procedural_texture(rng)
+    src = _pick_texture(rng, textures, 0.75)
     h, w = src.shape[:2]
     win = rng.uniform(0.25, 1.0) * min(h, w)
     y0, x0 = rng.uniform(0, h - win), rng.uniform(0, w - win)
@@ -191,10 +195,7 @@ def render_scene(rng: np.random.Generator, size: int = 256, textures=None, frame
     levels = np.sort(rng.choice(8, n, replace=False)) / 7 * 0.65 + 0.35
     for obj, level in zip(objects, rng.permutation(levels)):
         obj.depth = level
-    if textures and rng.random() < 0.8:
-        background = textures[int(rng.integers(len(textures)))]
-    else:
-        background = procedural_texture(rng)
+    background = _pick_texture(rng, textures, 0.8)
     bh, bw = background.shape[:2]
     win = rng.uniform(0.4, 0.9) * min(bh, bw)
     bg_map = translate(rng.uniform(0, bh - win), rng.uniform(0, bw - win)) @ similarity(win / size, 0, (0, 0))
