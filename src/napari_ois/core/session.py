@@ -127,20 +127,24 @@ class AnnotationSession:
         """(Y, X) bool mask of ``object_id`` on ``frame``."""
         return np.asarray(self.labels[self.frames.index(frame)]) == object_id
 
-    def _write_mask(self, object_id: int, frame: int, mask: np.ndarray) -> None:
-        """Make ``mask`` the object's pixels on ``frame`` without touching other objects."""
+    def _write_mask(self, object_id: int, frame: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Make ``mask`` the object's pixels on ``frame`` without touching other objects.
+
+        Returns the object's (Y, X) bool mask before and after, from the one read of the
+        frame (labels may live on disk: no second read on the propagation hot path).
+        """
         idx = self.frames.index(frame)
         current = np.asarray(self.labels[idx])
+        before = current == object_id
         updated = current.copy()
-        updated[current == object_id] = 0
+        updated[before] = 0
         updated[mask & (updated == 0)] = object_id
         self.labels[idx] = updated
+        return before, updated == object_id
 
     def _set_mask(self, action: Action, frame: int, mask: np.ndarray) -> None:
         """Write a mask and record before/after in ``action`` (first 'before' wins)."""
-        before = self.object_mask(frame=frame, object_id=action.object_id)
-        self._write_mask(action.object_id, frame, mask)
-        after = self.object_mask(frame=frame, object_id=action.object_id)
+        before, after = self._write_mask(action.object_id, frame, mask)
         first_before = action.masks[frame][0] if frame in action.masks else _pack(before)
         action.masks[frame] = (first_before, _pack(after))
 
