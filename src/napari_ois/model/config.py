@@ -81,6 +81,14 @@ class ModelConfig:
     order_dropout : float
         Training only: probability that a sample is trained without order maps, so
         the model also works when depth is missing.
+    use_prior : bool
+        Classical prior: the training-free backend's probability for the same clicks
+        (and previous mask / reference) enters as a fourth dense prompt channel and on
+        the stride-4 decoder path, and the network predicts a residual on its logit.
+        The residual head starts at zero, so an untrained network reproduces the
+        classical backend and training can only start from there (see prior.py).
+    prior_work_size : int
+        Longest side of the classical backend's working grid at inference.
     """
 
     preset: str = "tiny"
@@ -108,6 +116,8 @@ class ModelConfig:
     order_sigma_init: float = 8.0
     order_hard_threshold: float = 0.15
     order_dropout: float = 0.2
+    use_prior: bool = False
+    prior_work_size: int = 320
 
     # ------------------------------------------------------------------ derived
     @property
@@ -143,6 +153,8 @@ class ModelConfig:
             raise InputError(f"decoder_dims must be 3 positive ints (strides 16, 8, 4), got {self.decoder_dims}")
         if self.window_size < 0 or self.click_radius < 1:
             raise InputError("window_size must be >= 0 and click_radius >= 1")
+        if self.prior_work_size < 16:
+            raise InputError(f"prior_work_size must be >= 16, got {self.prior_work_size}")
         if not 0.0 <= self.order_dropout <= 1.0:
             raise InputError(f"order_dropout must be in [0, 1], got {self.order_dropout}")
         return self
@@ -206,6 +218,9 @@ PRESETS: dict[str, ModelConfig] = {
         embed_dim=192, num_heads=6, decoder_dims=(96, 48, 32), depth_dim=48, window_size=16,
         global_blocks=(2, 5, 8, 11), click_radius=3, drop_path_rate=0.05,
     ),
+    # The shipped CPU model: "tiny" at 256 px refining the classical backend's probability
+    # (a strong cue a CPU-trained network need not learn from scratch; issue #5).
+    "tiny-prior": ModelConfig(preset="tiny-prior", image_size=256, use_prior=True),
     # GPUs: ViT-B/16 at 1024 px (the SegNext/OIS setting), 4x4 windows of 16x16 tokens.
     "base": ModelConfig(
         preset="base", backbone="vit_base_patch16_224", backbone_kind="vit", image_size=1024,

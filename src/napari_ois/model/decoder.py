@@ -41,8 +41,13 @@ class MaskDecoder(nn.Module):
             nn.Conv2d(d4, 1, 1),
         )
 
+    def zero_output(self) -> None:
+        """Make the mask head output exactly 0 (a residual head that starts as "no change")."""
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
     def forward(self, tokens: torch.Tensor, skip8: torch.Tensor | None, skip4: torch.Tensor | None,
-                out_size: int) -> torch.Tensor:
+                out_size: int, extra4: torch.Tensor | None = None) -> torch.Tensor:
         """Decode.
 
         Parameters
@@ -53,6 +58,8 @@ class MaskDecoder(nn.Module):
             (B, dims[1], 2h, 2w) and (B, dims[2], 4h, 4w) cached encoder features.
         out_size : int
             S: logits are bilinearly upsampled to the model input size.
+        extra4 : torch.Tensor or None
+            (B, dims[2], 4h, 4w) prompt features added at stride 4 (the classical prior).
         """
         p8 = self.up8(self.lateral(tokens))
         if skip8 is not None:
@@ -60,5 +67,7 @@ class MaskDecoder(nn.Module):
         p4 = self.up4(F.gelu(self.norm8(p8)))
         if skip4 is not None:
             p4 = p4 + skip4.to(p4.dtype)
+        if extra4 is not None:
+            p4 = p4 + extra4.to(p4.dtype)
         logits = self.head(F.gelu(self.norm4(p4)))
         return F.interpolate(logits, size=(out_size, out_size), mode="bilinear", align_corners=False)

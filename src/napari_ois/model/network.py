@@ -29,6 +29,7 @@ from .depth import DepthHead, user_depth_to_grid
 from .layers import area_resize
 from .order import order_maps
 from .preprocess import valid_mask
+from .prior import PriorFusion, prior_logit
 from .prompts import OBJECT, PADDING, ClickTokenEncoder, DensePromptEncoder, FourierPositionEncoding, PromptBatch
 from .reference import ReferenceEncoder, ReferencePrompt
 
@@ -87,7 +88,9 @@ class OISModel(nn.Module):
         self.object_token = nn.Parameter(torch.zeros(1, 1, dim))
         nn.init.normal_(self.object_token, std=0.02)
         self.click_encoder = ClickTokenEncoder(dim) if config.use_sparse else None
-        self.dense_encoder = DensePromptEncoder(dim, config.click_radius) if config.use_dense else None
+        self.dense_encoder = (
+            DensePromptEncoder(dim, config.click_radius, with_prior=config.use_prior) if config.use_dense else None
+        )
         self.reference_encoder = (
             ReferenceEncoder(dim, config.reference_similarity) if config.use_reference else None
         )
@@ -100,6 +103,9 @@ class OISModel(nn.Module):
             sigma_init=config.order_sigma_init, hard_threshold=config.order_hard_threshold,
         )
         self.decoder = MaskDecoder(dim, config.decoder_dims)
+        self.prior_fusion = PriorFusion(config.decoder_dims[2], config.click_radius) if config.use_prior else None
+        if config.use_prior:
+            self.decoder.zero_output()  # residual on the prior: the untrained net reproduces it
 
     # ------------------------------------------------------------------ encode
     def encode(self, images: torch.Tensor, valid_hw: torch.Tensor | None = None,
@@ -131,7 +137,7 @@ class OISModel(nn.Module):
 
     # ------------------------------------------------------------- per click
     def forward_prompt(self, cache: EncoderCache, prompts: PromptBatch, reference: ReferencePrompt | None = None,
-                       return_attention: bool = False):
+                       return_attention: bool = False, add_prior: bool = True):
         """Mask logits for the prompts on encoded frames (never runs the encoder).
 
         Parameters
@@ -146,6 +152,10 @@ class OISModel(nn.Module):
             Also return a dict with the tokens-read-pixels weights of both blocks
             (``object``, ``order``: (B, H, N_tokens, h * w)), ``labels`` (B, N_tokens),
             ``blocked`` and ``order_maps``.
+        add_prior : bool
+            Models with ``use_prior``: add ``gain * logit(prompts.prior)`` to the
+            residual (False returns the residual alone, for adding the prior at full
+            frame resolution, see OISSegmenter).
 
         Returns
         -------
@@ -159,10 +169,15 @@ class OISModel(nn.Module):
         device = tokens.device
         points, labels = prompts.points.to(device).float(), prompts.labels.to(device).long()
         prev_prob = None if prompts.prev_prob is None else prompts.prev_prob.to(device).float()
+        prior = None
+        if self.prior_fusion is not None:
+            # A prior-model without a prior (e.g. a caller that has none) sees "no opinion".
+            prior = torch.full((b, 1, size, size), 0.5, device=device) if prompts.prior is None else (
+                prompts.prior.to(device).float())
 
         x = tokens
         if self.dense_encoder is not None:
-            x = x + self.dense_encoder(points, labels, prev_prob, size).to(x.dtype)
+            x = x + self.dense_encoder(points, labels, prev_prob, size, prior).to(x.dtype)
 
         token_list = [self.object_token.expand(b, -1, -1).to(x.dtype)]
         pe_list = [torch.zeros_like(token_list[0])]
@@ -199,7 +214,10 @@ class OISModel(nn.Module):
         prompt_tokens, pixels, w_order = self.order_block(
             prompt_tokens, token_pe, pixels, pixel_pe, padding, order=order, return_weights=return_attention)
         x = pixels.transpose(1, 2).reshape(b, dim, h, w)
-        logits = self.decoder(x, cache.skip8, cache.skip4, size)
+        extra4 = None if prior is None else self.prior_fusion(prior, points, labels, size)
+        logits = self.decoder(x, cache.skip8, cache.skip4, size, extra4)
+        if prior is not None and add_prior:
+            logits = logits + self.prior_fusion.gain * prior_logit(prior).to(logits.dtype)
         if return_attention:
             info = dict(object=w_object, order=w_order, labels=token_labels, blocked=blocked, order_maps=order)
             return logits, info

@@ -41,6 +41,9 @@ class PromptBatch:
         off for the others: the first click). Defaults to "all" when ``prev_prob`` is given.
     order_keep : torch.Tensor or None
         (B,) bool: samples that may use order maps (training drops some).
+    prior : torch.Tensor or None
+        (B, 1, S, S) classical backend's probability for the same prompts (models
+        with ``use_prior``), or None.
     """
 
     points: torch.Tensor
@@ -48,6 +51,7 @@ class PromptBatch:
     prev_prob: torch.Tensor | None = None
     has_prev: torch.Tensor | None = None
     order_keep: torch.Tensor | None = None
+    prior: torch.Tensor | None = None
 
     @classmethod
     def from_clicks(
@@ -196,7 +200,7 @@ def rasterise_disks(points: torch.Tensor, labels: torch.Tensor, size: int, radiu
 
 
 class DensePromptEncoder(nn.Module):
-    """[previous probability, positive disks, negative disks] -> (B, C, S/16, S/16) embedding.
+    """[previous probability, positive disks, negative disks(, prior)] -> (B, C, S/16, S/16) embedding.
 
     The maps are area-averaged by 4 before a 4x4/4 patch embedding: the same
     stride-16 token per 16x16 patch as SegNext's full-resolution embedding, with
@@ -209,20 +213,33 @@ class DensePromptEncoder(nn.Module):
         Token width C.
     radius : int
         Click disk radius in model pixels.
+    with_prior : bool
+        Take the classical prior probability as a fourth channel.
     """
 
     pool = 4
 
-    def __init__(self, dim: int, radius: int):
+    def __init__(self, dim: int, radius: int, with_prior: bool = False):
         super().__init__()
         self.radius = radius
-        self.embed = nn.Conv2d(3, dim, kernel_size=16 // self.pool, stride=16 // self.pool)
+        self.with_prior = with_prior
+        self.embed = nn.Conv2d(4 if with_prior else 3, dim, kernel_size=16 // self.pool, stride=16 // self.pool)
+
+    def prompt_maps(self, points: torch.Tensor, labels: torch.Tensor, prev_prob: torch.Tensor | None,
+                    prior: torch.Tensor | None, size: int) -> torch.Tensor:
+        """(B, 3 or 4, S, S) [previous probability, positive disks, negative disks(, prior)]."""
+        disks = rasterise_disks(points, labels, size, self.radius)
+        zeros = disks.new_zeros(disks.shape[0], 1, size, size)
+        maps = [zeros if prev_prob is None else prev_prob.to(disks.dtype), disks]
+        if self.with_prior:
+            maps.append(zeros if prior is None else prior.to(disks.dtype))
+        return torch.cat(maps, dim=1)
 
     def forward(self, points: torch.Tensor, labels: torch.Tensor, prev_prob: torch.Tensor | None,
-                size: int) -> torch.Tensor:
-        """See class docstring; ``prev_prob`` (B, 1, S, S) or None (= zeros)."""
-        disks = rasterise_disks(points, labels, size, self.radius)
-        if prev_prob is None:
-            prev_prob = disks.new_zeros(disks.shape[0], 1, size, size)
-        maps = F.avg_pool2d(torch.cat([prev_prob.to(disks.dtype), disks], dim=1), self.pool)
-        return self.embed(maps.to(self.embed.weight.dtype))
+                size: int, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """See class docstring; ``prev_prob`` and ``prior`` (B, 1, S, S) or None (= zeros)."""
+        return self.embed_maps(self.prompt_maps(points, labels, prev_prob, prior, size))
+
+    def embed_maps(self, maps: torch.Tensor) -> torch.Tensor:
+        """(B, K, S, S) prompt maps -> (B, C, S/16, S/16) tokens."""
+        return self.embed(F.avg_pool2d(maps, self.pool).to(self.embed.weight.dtype))

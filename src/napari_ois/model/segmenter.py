@@ -21,6 +21,7 @@ from .checkpoint import load_model
 from .layers import area_resize
 from .network import EncoderCache, OISModel
 from .preprocess import Geometry, preprocess_image, preprocess_map
+from .prior import ClassicalPrior, prior_logit
 from .prompts import PromptBatch
 from .reference import ReferencePrompt
 from .runtime import autocast_for, resolve_device
@@ -36,15 +37,21 @@ class OISEmbedding:
         Batch-1 encoder outputs on the model's device.
     geometry : Geometry
         How the frame maps into the model input.
+    prior : object or None
+        The classical backend's embedding of the frame (models with ``use_prior``).
     """
 
     cache: EncoderCache
     geometry: Geometry
+    prior: object | None = None
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the cached tensors."""
-        return self.cache.nbytes
+        """Bytes held by the cached tensors (and the classical prior's arrays)."""
+        extra = 0
+        if self.prior is not None:
+            extra = sum(v.nbytes for v in vars(self.prior).values() if isinstance(v, np.ndarray))
+        return self.cache.nbytes + extra
 
 
 def boundary_confidence(prob: torch.Tensor, band: int = 1, max_side: int = 128) -> float:
@@ -96,6 +103,7 @@ class OISSegmenter:
         self.config = model.config
         self.metadata = dict(getattr(model, "metadata", {}) or {})
         self.checkpoint = getattr(model, "checkpoint_path", None)
+        self.prior = ClassicalPrior(self.config.prior_work_size) if self.config.use_prior else None
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | None = None, device: str = "auto") -> "OISSegmenter":
@@ -121,7 +129,8 @@ class OISSegmenter:
         with torch.inference_mode(), autocast_for(self.device):
             tensor = tensor.to(self.device).contiguous(memory_format=torch.channels_last)
             cache = self.model.encode(tensor, valid_hw.to(self.device), user_depth)
-        return OISEmbedding(cache, geometry)
+        prior = self.prior.encode(image) if self.prior is not None else None
+        return OISEmbedding(cache, geometry, prior)
 
     # ----------------------------------------------------------------- predict
     def predict(
@@ -147,14 +156,36 @@ class OISSegmenter:
         points = [geometry.to_model(c.y, c.x) + (bool(c.positive),) for c in clicks]
         prev = preprocess_map(prev_prob, geometry).to(self.device) if prev_prob is not None else None
         prompts = PromptBatch.from_clicks([points], prev_prob=prev, device=self.device)
+        prior_full = None
+        if self.prior is not None:
+            prior_full = self._prior(embedding, clicks, prev_prob, reference)
+            prompts.prior = preprocess_map(prior_full, geometry).to(self.device)
         with torch.inference_mode(), autocast_for(self.device):
-            logits = self.model.forward_prompt(embedding.cache, prompts, ref_prompt)
+            logits = self.model.forward_prompt(embedding.cache, prompts, ref_prompt, add_prior=False)
         rh, rw = geometry.resized_hw
-        logits = logits.float()[:, :, :rh, :rw]
-        score = boundary_confidence(torch.sigmoid(logits))
-        full = F.interpolate(logits, size=geometry.orig_hw, mode="bilinear", align_corners=False)
+        logits = logits.float()
+        if prior_full is not None:
+            score_logits = logits + self.model.prior_fusion.gain.detach().float() * prior_logit(prompts.prior)
+        else:
+            score_logits = logits
+        score = boundary_confidence(torch.sigmoid(score_logits[:, :, :rh, :rw]))
+        full = F.interpolate(logits[:, :, :rh, :rw], size=geometry.orig_hw, mode="bilinear", align_corners=False)
+        if prior_full is not None:
+            # The prior's logit joins at full resolution: the residual is coarse (model
+            # pixels) but the classical boundary keeps its own detail.
+            gain = self.model.prior_fusion.gain.detach().float()
+            full = full + gain * prior_logit(torch.from_numpy(prior_full)[None, None].to(full.device))
         prob = torch.sigmoid(full)[0, 0].cpu().numpy().astype(np.float32, copy=False)
         return Prediction(prob, score)
+
+    def _prior(self, embedding: OISEmbedding, clicks: Sequence[Click], prev_prob: np.ndarray | None,
+               reference: Reference | None) -> np.ndarray:
+        """(Y, X) classical prior probability for the same prompts (full frame resolution)."""
+        ref = None
+        if reference is not None and isinstance(reference.embedding, OISEmbedding) and (
+                reference.embedding.prior is not None):
+            ref = Reference(reference.embedding.prior, reference.mask)
+        return self.prior.predict(embedding.prior, clicks, prev_prob, ref)
 
     def _reference(self, embedding: OISEmbedding, reference: Reference | None) -> ReferencePrompt | None:
         """The reference frame as a model prompt, when this model uses one and it fits."""
@@ -169,3 +200,27 @@ class OISSegmenter:
         mask = preprocess_map(np.asarray(reference.mask, dtype=np.float32), ref_embedding.geometry)
         mask = area_resize(mask.to(self.device), tuple(tokens.shape[-2:]))
         return ReferencePrompt(tokens, mask)
+
+    def frame_depth(self, embedding: OISEmbedding) -> np.ndarray | None:
+        """The depth head's map of an encoded frame, at frame resolution (larger = closer).
+
+        Used by multi-object propagation to put the object in front first where masks
+        overlap. Costs no encoder pass: the depth is part of the cached embedding.
+
+        Returns
+        -------
+        np.ndarray or None
+            (Y, X) float32 relative depth, or None when the model has no depth.
+        """
+        depth = embedding.cache.depth
+        if depth is None:
+            return None
+        geometry = embedding.geometry
+        grid = int(depth.shape[-1])
+        # The map covers the padded S x S input: keep the cells over image content only.
+        rows = max(1, -(-geometry.resized_hw[0] * grid // geometry.size))
+        cols = max(1, -(-geometry.resized_hw[1] * grid // geometry.size))
+        with torch.inference_mode():
+            valid = depth[:1, :1, :rows, :cols].float()
+            full = F.interpolate(valid, size=geometry.orig_hw, mode="bilinear", align_corners=False)
+        return full[0, 0].cpu().numpy().astype(np.float32, copy=False)

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 
 from ..model.layers import area_resize
 from ..model.network import OISModel
+from ..core.segmenter import Reference
+from ..model.prior import ClassicalPrior
 from ..model.prompts import PromptBatch
 from ..model.reference import ReferencePrompt
 from .click_sampler import clicked_map, iterative_click, sample_initial_clicks
@@ -64,6 +66,44 @@ def _click_lists(clicks: list[np.ndarray]) -> list[list[tuple[float, float, bool
     return [[(float(y), float(x), bool(p)) for y, x, p in c] for c in clicks]
 
 
+class _BatchPrior:
+    """The classical prior of every sample of a batch, recomputed at each click round.
+
+    Runs on each sample's valid (unpadded) extent, exactly as the segmenter runs it on
+    a whole frame, with the same clicks, previous probability and reference.
+    """
+
+    def __init__(self, prior: ClassicalPrior, batch: dict, valid_hw: torch.Tensor):
+        self.prior, self.size = prior, batch["mask"].shape[-1]
+        self.extents = [tuple(int(v) for v in hw) for hw in valid_hw.tolist()]
+        self.embeddings = [prior.encode(img[:h, :w]) for img, (h, w) in zip(batch["image"], self.extents)]
+        self.references: list[Reference | None] = []
+        for i, (h, w) in enumerate(self.extents):
+            ref = None
+            if batch["has_ref"][i] and batch["ref_mask"][i][:h, :w].any():
+                ref = Reference(prior.encode(batch["ref_image"][i][:h, :w]), batch["ref_mask"][i][:h, :w])
+            self.references.append(ref)
+
+    def __call__(self, clicks: list[np.ndarray], prev: torch.Tensor, has_prev: torch.Tensor) -> torch.Tensor:
+        """(B, 1, S, S) prior probability (zeros on the padding)."""
+        out = np.zeros((len(clicks), 1, self.size, self.size), np.float32)
+        prev_np = prev[:, 0].detach().cpu().numpy()
+        for i, (h, w) in enumerate(self.extents):
+            points = [(float(y), float(x), bool(p)) for y, x, p in clicks[i] if y < h and x < w]
+            previous = prev_np[i, :h, :w] if bool(has_prev[i]) else None
+            out[i, 0, :h, :w] = self.prior.predict_points(self.embeddings[i], points, previous, self.references[i])
+        return torch.from_numpy(out).to(prev.device)
+
+
+_PRIORS: dict[int, ClassicalPrior] = {}
+
+
+def _classical_prior(work_size: int) -> ClassicalPrior:
+    if work_size not in _PRIORS:
+        _PRIORS[work_size] = ClassicalPrior(work_size)
+    return _PRIORS[work_size]
+
+
 def training_step(
     model: OISModel,
     samples: list[TrainingSample],
@@ -103,6 +143,9 @@ def training_step(
     if use_prev.any():
         prev[torch.from_numpy(use_prev)] = torch.from_numpy(batch["ref_mask"][use_prev]).float()[:, None].to(device)
     has_prev = torch.from_numpy(use_prev).to(device)
+    batch_prior = None
+    if model.prior_fusion is not None:
+        batch_prior = _BatchPrior(_classical_prior(model.config.prior_work_size), batch, valid_hw)
 
     n_iter = int(rng.integers(0, settings.max_iter_clicks + 1))
     if n_iter:
@@ -110,6 +153,8 @@ def training_step(
             for _ in range(n_iter):
                 prompts = PromptBatch.from_clicks(_click_lists(clicks), prev, device)
                 prompts.has_prev = has_prev
+                if batch_prior is not None:
+                    prompts.prior = batch_prior(clicks, prev, has_prev)
                 prob = torch.sigmoid(model.forward_prompt(cache, prompts, reference)).float()
                 prob_np = prob[:, 0].cpu().numpy()
                 for i in range(b):
@@ -121,6 +166,8 @@ def training_step(
 
     prompts = PromptBatch.from_clicks(_click_lists(clicks), prev, device)
     prompts.has_prev = has_prev
+    if batch_prior is not None:
+        prompts.prior = batch_prior(clicks, prev, has_prev)
     logits = model.forward_prompt(cache, prompts, reference).float()
     target = torch.from_numpy(batch["mask"]).float()[:, None].to(device)
     ignore = torch.from_numpy(batch["ignore"])[:, None].to(device)
