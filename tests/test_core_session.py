@@ -106,6 +106,22 @@ def test_correction_repropagates_only_until_agreement(squares, fake_segmenter):
     assert done == [5, 6]
 
 
+def test_headless_correction_repropagates_every_frame_that_changes(squares, fake_segmenter):
+    video, truth = squares
+    session = make_session(video, fake_segmenter)
+    session.add_click(Click(1, 0, 8, 3))
+    session.run_propagation(1, "forward")
+    session.config.agree_frames = 2
+    # The correction adds the second square: every later frame changes, so the
+    # re-propagation must not stop early. (It did when the earlier mask was read after
+    # run_propagation had already written the new one: it then agreed with itself.)
+    session.set_keyframe_mask(1, 4, truth[4] > 0)
+    done = []
+    session.run_propagation(1, "forward", start=4, on_frame=lambda r: done.append(r.frame))
+    assert done == [5, 6, 7, 8, 9]
+    assert all(np.array_equal(session.labels[t] == 1, truth[t] > 0) for t in range(4, 10))
+
+
 def test_cancelled_run_leaves_complete_frames_and_is_undoable(squares, fake_segmenter):
     video, truth = squares
     session = make_session(video, fake_segmenter)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,8 +18,14 @@ from .core.config import AnnotationConfig
 from .core.errors import InputError
 from .core.frames import FrameStack
 from .core.io import open_image_data, read_labels, write_labels
+from .core.io.streamed_labels import FrameAxisLabels, streamed_labels
+from .core.multi_propagation import MultiFrameResult
 from .core.propagation import FrameResult
 from .core.session import AnnotationSession
+
+
+#: Embedding cache budget of headless one-pass runs (MB).
+HEADLESS_CACHE_MB = 64
 
 
 @dataclass
@@ -132,7 +138,14 @@ def propagate_file(
     hold: dict[int, int] | None = None,
     on_frame: Callable[[int, FrameResult], None] | None = None,
 ) -> RunSummary:
-    """Annotate from prompts or keyframe masks, propagate every object, write ``out``.
+    """Annotate from prompts or keyframe masks, propagate all objects in one pass, write ``out``.
+
+    All objects advance together (each frame is encoded once for all of them; overlaps
+    go to the object in front by the backend's depth cue, else to the higher
+    probability; see :mod:`napari_ois.core.multi_propagation`). The labels are written
+    frame by frame into a zarr array on disk (the output itself for ``.zarr``, a
+    scratch array streamed into a TIFF/PNG output at the end), so memory does not grow
+    with the number of frames; the output appears atomically when the run is complete.
 
     Parameters
     ----------
@@ -141,7 +154,8 @@ def propagate_file(
         frames are keyframes, one object per label id.
     direction : {"forward", "backward", "both"}
     on_frame : callable, optional
-        ``on_frame(object_id, result)`` after each propagated frame (progress).
+        ``on_frame(object_id, result)`` after each propagated frame of each object
+        (progress); the labels of that frame are on disk by then.
     """
     if (prompts is None) == (masks is None):
         raise InputError("give exactly one of --prompts or --masks")
@@ -149,21 +163,34 @@ def propagate_file(
     # Read and check the prompts/masks before touching the (maybe long) input.
     clicks = read_prompts(prompts) if prompts is not None else None
     keyframe_masks = read_labels(masks) if masks is not None else None
-    session = build_session(input_path, config, hold)
+    config = (config or AnnotationConfig()).validate()
+    # One pass reuses almost no embedding (a keyframe's, between the two sweeps): a small
+    # cache keeps memory flat instead of filling the interactive budget on long data.
+    config = replace(config, cache_mb=min(config.cache_mb, HEADLESS_CACHE_MB))
+    frames = open_frames(input_path, axis=config.axis, hold=hold)
     if clicks is not None:
-        annotated = _add_prompts(session, clicks)
+        max_id = max((c.object_id for c in clicks), default=0)
     else:
-        annotated = _add_keyframe_masks(session, keyframe_masks)
+        max_id = int(keyframe_masks.max()) if keyframe_masks.size else 0
     propagated = 0
-    for object_id in session.objects():
-        def report(result: FrameResult, object_id: int = object_id) -> None:
-            nonlocal propagated
+
+    def report(result: MultiFrameResult) -> None:
+        nonlocal propagated
+        for object_id, object_result in result.object_results():
             propagated += 1
             if on_frame is not None:
-                on_frame(object_id, result)
+                on_frame(object_id, object_result)
 
-        session.run_propagation(object_id, direction, on_frame=report)
-    write_labels(out, _frame_labels(session))
+    label_shape = tuple(frames.data.shape[:-1] if frames.rgb else frames.data.shape)
+    with streamed_labels(out, frames.n_frames, frames.shape, max_id) as store:
+        labels = FrameAxisLabels(store, label_shape, frames.axis)
+        session = AnnotationSession(frames, labels=labels, config=config)
+        if clicks is not None:
+            annotated = _add_prompts(session, clicks)
+        else:
+            annotated = _add_keyframe_masks(session, keyframe_masks)
+        # No undo history: it would grow with the frames, and nobody undoes a CLI run.
+        session.run_multi_propagation(direction=direction, on_frame=report, record=False)
     return RunSummary("propagate", str(out), session.frames.n_frames, session.objects(),
                       frames_annotated=annotated, frames_propagated=propagated,
                       seconds=time.perf_counter() - start, scores=session.scores)

@@ -83,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     prop_eval.add_argument("--format", required=True, choices=PROPAGATION_FORMATS)
     prop_eval.add_argument("--sequences", default=None, help="comma-separated sequence names")
     prop_eval.add_argument("--init", default="mask", choices=INIT_MODES)
+    prop_eval.add_argument("--per-object", action="store_true",
+                           help="propagate one object after another instead of all in one pass (for comparisons)")
+    ablation = eval_sub.add_parser("ablation", help="an OIS checkpoint with one component off at a time")
+    ablation.add_argument("root", help="click-protocol data (e.g. dev/coco_mval)")
+    ablation.add_argument("--format", default="coco_mval", choices=CLICK_FORMATS)
+    ablation.add_argument("--checkpoint", default=None, help="OIS checkpoint (default: the packaged one)")
+    ablation.add_argument("--limit", type=int, default=None, help="evaluate the first N objects")
+    ablation.add_argument("--max-clicks", type=int, default=10)
+    ablation.add_argument("--propagation", default=None, help="also J mean on this DAVIS-format folder")
+    ablation.add_argument("--sequences", default=None, help="comma-separated sequence names")
+    ablation.add_argument("--json", default=None)
     for p in (clicks, prop_eval):
         p.add_argument("--backend", default="classical", choices=BACKENDS)
         p.add_argument("--checkpoint", default=None)
@@ -95,12 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--backend", default="classical", choices=BACKENDS)
     bench.add_argument("--checkpoint", default=None)
     bench.add_argument("--device", default="auto", choices=DEVICES)
-    bench.add_argument("--size", default="480x854", help="frame size HxW (default 480x854)")
+    bench.add_argument("--size", default=None, help="frame size HxW (default 480x854; 200x200 with --soak)")
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--propagate-frames", type=int, default=30)
     bench.add_argument("--long-videos", default="1000,10000",
                        help="comma-separated frame counts for the peak-memory runs ('' to skip)")
     bench.add_argument("--json", default=None)
+    bench.add_argument("--soak", type=int, default=None, metavar="OPERATIONS",
+                       help="run the memory soak instead: OPERATIONS random clicks, undo/redo and "
+                            "propagation runs on one session, RSS sampled; PNG plot next to --json")
+    bench.add_argument("--soak-frames", type=int, default=50, help="frames of the soak's video")
+    bench.add_argument("--soak-undo-mb", type=float, default=1024.0, help="the soak session's undo-history budget")
+
+    batch = sub.add_parser("batch", help="propagate every row of a manifest as dask tasks (local or a scheduler)")
+    batch.add_argument("manifest", help="CSV or JSON: input, prompts or masks, out (.zarr), optional direction")
+    batch.add_argument("--scheduler", default=None,
+                       help="dask.distributed scheduler address, e.g. tcp://host:8786 (default: a LocalCluster here)")
+    batch.add_argument("--workers", type=int, default=None,
+                       help="worker processes of the LocalCluster (default: one per row, at most one per core)")
+    batch.add_argument("--direction", default="both", choices=DIRECTIONS, help="for rows that give none")
+    batch.add_argument("--summary", default=None, help="write the per-row status JSON here")
+    batch.add_argument("--backend", default="classical", choices=BACKENDS)
+    batch.add_argument("--checkpoint", default=None)
+    batch.add_argument("--device", default="auto", choices=DEVICES)
+    batch.add_argument("--settings", default=None, help="settings JSON (as exported by the widget)")
 
     train = sub.add_parser("train", help="train (or fine-tune) the OIS model; resumable")
     train.add_argument("--out", required=True, help="run folder: last.pt, best.pt, state.pt, log.jsonl")
@@ -118,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weights", default=None, help="source weights, e.g. synthetic=0.3,microscopy=0.15,coco=0.4,ctc=0.15")
     train.add_argument("--init-checkpoint", default=None, help="fine-tune from this checkpoint")
     train.add_argument("--device", default="cpu", choices=DEVICES)
+
+    replay = sub.add_parser("replay", help="re-execute an autosaved session headlessly and compare its labels")
+    replay.add_argument("session", help="autosave folder (DATA.ois), or the annotated data next to it")
+    replay.add_argument("--out", default=None, help="write the replayed labels: .tif, .zarr, or a folder for PNGs")
+    replay.add_argument("--input", default=None, help="the annotated image, if it moved since it was annotated")
+    replay.add_argument("--json", default=None, help="write the comparison (IoU per object, identical) as JSON")
 
     demo = sub.add_parser("demo", help="the main job on the bundled sample video")
     demo.add_argument("--headless", action="store_true",
@@ -162,8 +197,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
     from .evaluate.bench import run_bench
 
+    if args.soak is not None:
+        return run_soak_command(args)
     try:
-        height, width = (int(v) for v in args.size.lower().split("x"))
+        height, width = (int(v) for v in (args.size or "480x854").lower().split("x"))
         long_videos = tuple(int(v) for v in args.long_videos.split(",") if v.strip())
     except ValueError:
         raise OISError("--size takes HxW (e.g. 480x854) and --long-videos comma-separated integers") from None
@@ -171,6 +208,47 @@ def run_bench_command(args: argparse.Namespace) -> int:
                        args.propagate_frames, long_videos, args.json)
     print(json.dumps(result))
     return 0
+
+
+def run_soak_command(args: argparse.Namespace) -> int:
+    """``bench --soak N``: memory and undo/redo consistency over a long session; one summary line."""
+    from .evaluate.soak import run_soak
+
+    try:
+        height, width = (int(v) for v in (args.size or "200x200").lower().split("x"))
+    except ValueError:
+        raise OISError("--size takes HxW (e.g. 200x200)") from None
+    if min(args.soak, args.soak_frames, height, width) < 1 or not args.soak_undo_mb > 0:
+        raise OISError("--soak, --soak-frames, --soak-undo-mb and --size need positive numbers")
+    plot = str(Path(args.json).with_suffix(".png")) if args.json else None
+    result = run_soak(args.soak, height, width, args.soak_frames, undo_mb=args.soak_undo_mb,
+                      json_path=args.json, plot_path=plot,
+                      log=lambda line: print(line, file=sys.stderr))
+    growth, counts = result["growth"], result["counts"]
+    print(f"soak: {result['operations']} operations ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}) "
+          f"on {height}x{width} frames, {result['ms_per_operation']:.0f} ms each; RSS {growth['rss_start_mb']:.0f} -> "
+          f"{growth['rss_mid_mb']:.0f} (half-way) -> {growth['rss_end_mb']:.0f} MB, slope over the second half "
+          f"{growth['slope_second_half_mb_per_1000_ops']:+.2f} MB per 1000 operations, undo history "
+          f"{growth['history_end_mb']:.1f} MB; undo all -> empty labels: {result['undo_all_gives_empty_labels']}, "
+          f"redo all -> same labels: {result['redo_all_gives_final_labels']}")
+    return 0
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    """``batch``: every manifest row as a dask task; exit 1 if any row failed (the others are written)."""
+    from .batch import run_batch
+
+    config = AnnotationConfig.from_json(args.settings) if args.settings else AnnotationConfig()
+    config.backend, config.device = args.backend, args.device
+    if args.checkpoint:
+        config.checkpoint = args.checkpoint
+    result = run_batch(args.manifest, scheduler=args.scheduler, workers=args.workers, config=config,
+                       direction=args.direction, summary_path=args.summary,
+                       log=lambda line: print(line, file=sys.stderr))
+    print(f"batch: {len(result['rows'])} row(s), {result['ok']} ok, {result['failed']} failed, on "
+          f"{result['scheduler']} with {result['workers']} worker(s) in {result['seconds']:.1f} s"
+          + (f"; summary -> {args.summary}" if args.summary else ""))
+    return 0 if result["failed"] == 0 else 1
 
 
 def run_train_command(args: argparse.Namespace) -> int:
@@ -194,10 +272,47 @@ def run_train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_replay_command(args: argparse.Namespace) -> int:
+    """``replay``: re-execute an autosave's journal, write the labels, compare with the saved ones."""
+    import json
+
+    from .core.autosave import autosave_folder, has_autosave, replay_autosave
+    from .core.io import write_labels
+
+    folder = Path(args.session).expanduser()
+    if not has_autosave(folder) and has_autosave(autosave_folder(folder)):
+        folder = autosave_folder(folder)  # the data file was given: its autosave lies next to it
+    result = replay_autosave(folder, image=args.input)
+    if args.out:
+        if result.labels.ndim > 3:
+            raise OISError(f"replayed labels are {result.labels.ndim}-D; --out writes 2-D or 3-D labels only")
+        write_labels(args.out, result.labels)
+    report = {"session": str(folder), "out": args.out, **result.to_json()}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    for warning in result.warnings:
+        print(f"napari-ois: warning: {warning}", file=sys.stderr)
+    ious = ", ".join(f"{obj}: {iou:.3f}" for obj, iou in result.iou.items()) or "no object"
+    verdict = "identical to" if result.identical else "differs from"
+    print(f"replay: {result.records} record(s), {result.frames_propagated} frame(s) propagated in "
+          f"{result.seconds:.1f} s; {verdict} the autosaved labels (IoU per object {ious})"
+          + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """``eval clicks`` / ``eval propagation``: JSON per the contract, a plot, a summary line."""
     from .evaluate.commands import run_eval_clicks, run_eval_propagation
 
+    if args.eval_command == "ablation":
+        from .evaluate.ablation import markdown_table, run_ablation
+
+        names = args.sequences.split(",") if args.sequences else None
+        payload = run_ablation(args.checkpoint, args.root, args.format, args.limit, args.max_clicks,
+                               args.propagation, "davis", names, json_path=args.json,
+                               log=lambda line: print(line, file=sys.stderr))
+        print(markdown_table(payload))
+        return 0
     common = dict(backend=args.backend, checkpoint=args.checkpoint, device=args.device,
                   json_path=args.json, plot_path=args.plot, verbose=not args.quiet)
     if args.eval_command == "clicks":
@@ -208,7 +323,8 @@ def run_eval(args: argparse.Namespace) -> int:
               f"{result['spc_s']:.3f} s/click")
     else:
         names = args.sequences.split(",") if args.sequences else None
-        result = run_eval_propagation(args.root, args.format, names, args.init, **common)
+        result = run_eval_propagation(args.root, args.format, names, args.init, one_pass=not args.per_object,
+                                      **common)
         print(f"eval propagation: {len(result['sequences'])} sequence(s), {args.backend}: "
               f"J mean {result['J_mean']:.3f}")
     return 0
@@ -226,6 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bench_command(args)
         if args.command == "train":
             return run_train_command(args)
+        if args.command == "batch":
+            return run_batch_command(args)
+        if args.command == "replay":
+            return run_replay_command(args)
         from .api import propagate_file, segment_file
 
         config = _config(args)

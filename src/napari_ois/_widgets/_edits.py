@@ -74,7 +74,9 @@ class EditMixin:
         self._refresh_labels()
         self._sync_points()
         verb = "Undone" if which == "undo" else "Redone"
-        self._set_status(f"{verb}: {action.kind} of object {action.object_id} ({len(action.frames)} frame(s)).")
+        what = f"objects {', '.join(str(p.object_id) for p in action.parts)}" if action.parts else (
+            f"object {action.object_id}")
+        self._set_status(f"{verb}: {action.kind} of {what} ({len(action.frames)} frame(s)).")
 
     # -------------------------------------------------------------- export
     def save(self, path: str | Path) -> tuple[Path, ...]:

@@ -70,6 +70,10 @@ def build_panel(w: QWidget) -> None:
     w.both_button = QPushButton("Both", toolTip="Propagate both ways (Shift+S)")
     w.forward_button = QPushButton("Forward ▶", toolTip="Propagate towards the last frame")
     w.stop_button = QPushButton("Stop", enabled=False, toolTip="Stop after the frame being computed")
+    w.all_objects_check = QCheckBox("All objects in one pass", toolTip=(
+        "Propagate every annotated object together: each frame is encoded once, and where masks "
+        "overlap the object in front (depth cue of the 'ois' backend) or else the more certain "
+        "one keeps the pixel. Unchecked: only the current object."))
     w.progress = QProgressBar(textVisible=True)
     w.progress.setFormat("%v / %m frames")
     w.progress.setValue(0)
@@ -80,12 +84,22 @@ def build_panel(w: QWidget) -> None:
     grid.addWidget(w.forward_button, 0, 2)
     grid.addWidget(w.progress, 1, 0, 1, 2)
     grid.addWidget(w.stop_button, 1, 2)
+    grid.addWidget(w.all_objects_check, 2, 0, 1, 3)
 
     w.undo_button = QPushButton("Undo", toolTip="Undo the last click or run (Ctrl+Z)")
     w.redo_button = QPushButton("Redo", toolTip="Redo (Ctrl+Shift+Z)")
     w.clear_button = QPushButton("Clear object", toolTip="Remove this object's masks and clicks")
     w.worst_button = QPushButton("Jump to worst frame", toolTip="Lowest quality score of this object")
     w.export_button = QPushButton("Export…", toolTip="Labels (TIFF/zarr/PNG) + prompts CSV + settings JSON")
+    w.autosave_check = QCheckBox("Autosave", checked=True, toolTip=(
+        "Save clicks, masks, propagated frames and edits as you work, in <image file>.ois next to the "
+        "image; reopening the image restores them. Turning it on again starts a new autosave from the "
+        "current labels."))
+    w.autosave_label = QLabel("off")
+    w.autosave_label.setStyleSheet("color: gray;")
+    w.autosave_folder_button = QToolButton(text="…", toolTip="Autosave folder (for data without a file path)")
+    w.fresh_button = QPushButton("Start fresh", enabled=False, toolTip=(
+        "Clear the labels and clicks and start a new autosave; the old one is kept as <folder>.previous"))
     edit_box = QGroupBox("Edit")
     grid = QGridLayout(edit_box)
     grid.addWidget(w.undo_button, 0, 0)
@@ -93,6 +107,12 @@ def build_panel(w: QWidget) -> None:
     grid.addWidget(w.clear_button, 0, 2)
     grid.addWidget(w.worst_button, 1, 0, 1, 2)
     grid.addWidget(w.export_button, 1, 2)
+    row = QHBoxLayout()
+    row.addWidget(w.autosave_check)
+    row.addWidget(w.autosave_label, 1)
+    row.addWidget(w.autosave_folder_button)
+    grid.addLayout(row, 2, 0, 1, 2)
+    grid.addWidget(w.fresh_button, 2, 2)
 
     w.status = QLabel("Choose an image layer.", wordWrap=True)
     help_label = QLabel(HELP, wordWrap=True)

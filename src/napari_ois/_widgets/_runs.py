@@ -13,6 +13,7 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 
 from napari_ois.core.errors import OISError
+from napari_ois.core.multi_propagation import MultiFrameResult
 from napari_ois.core.propagation import FrameResult
 
 from . import _layers
@@ -32,9 +33,12 @@ class PropagationMixin:
 
         If the displayed frame is a keyframe of an object that was propagated before,
         this is a correction: only the frames that change are recomputed from there.
+        With *All objects in one pass* checked, :meth:`propagate_all` runs instead.
         """
         if self.worker is not None:
             return None
+        if self.all_objects_check.isChecked():
+            return self.propagate_all(direction)
         try:
             self._apply_contrast()
             session = self.session
@@ -49,7 +53,7 @@ class PropagationMixin:
         except OISError as exc:
             self._error(str(exc), warning=True)
             return None
-        run = session.begin_run(obj)
+        run = session.begin_run(obj, direction, start)
         self._run = (session, run)
         # Upper bound of the frames to compute: the run may end early (object lost, or a
         # correction agreeing again with the earlier masks).
@@ -58,14 +62,43 @@ class PropagationMixin:
         self.progress.setValue(0)
         # napari's own progress bar (activity dock), next to the widget's bar.
         self._napari_progress = progress(total=total, desc=f"napari-ois: object {obj}")
+        what = f"from frame {start}" if correcting else direction
+        return self._start_worker(results, f"Propagating object {obj} ({what})…")
+
+    def propagate_all(self, direction: str = "both"):
+        """Propagate every annotated object in one pass; returns the worker (None if not started).
+
+        Each frame is encoded once for all objects; overlaps go to the object in front
+        (or the more probable one); the whole run is one undo step.
+        """
+        if self.worker is not None:
+            return None
+        try:
+            self._apply_contrast()
+            session = self.session
+            ids = session.objects_to_propagate()
+            results = session.multi_propagation(ids, direction)
+        except OISError as exc:
+            self._error(str(exc), warning=True)
+            return None
+        self._run = (session, session.begin_multi_run(ids, direction=direction))
+        # Progress counts object-frames: the upper bound is every non-keyframe of every object.
+        n_frames = session.frames.n_frames
+        total = max(sum(n_frames - len(session.keyframes_of(o)) for o in ids), 1)
+        self.progress.setRange(0, total)
+        self.progress.setValue(0)
+        self._napari_progress = progress(total=total, desc=f"napari-ois: {len(ids)} objects")
+        status = f"Propagating {len(ids)} object(s) {_id_list(ids)} in one pass ({direction})…"
+        return self._start_worker(results, status)
+
+    def _start_worker(self, results, status: str):
         worker = create_worker(_iterate, results, _start_thread=False)
         worker.yielded.connect(self._on_yielded)
         worker.errored.connect(self._on_worker_error)
         worker.finished.connect(self._on_finished)
         self.worker = worker
         self._set_busy(True)
-        what = f"from frame {start}" if correcting else direction
-        self._set_status(f"Propagating object {obj} ({what})…")
+        self._set_status(status)
         worker.start()
         return worker
 
@@ -73,15 +106,22 @@ class PropagationMixin:
         if self._run is None:
             return
         session, run = self._run
-        session.apply_result(run, result)
+        if isinstance(result, MultiFrameResult):
+            session.apply_multi_result(run, result)
+            steps = len(result.masks)
+            text = f"Frame {result.frame} done for object(s) {_id_list(sorted(result.masks))}."
+        else:
+            session.apply_result(run, result)
+            steps = 1
+            text = f"Object {run.object_id}: frame {result.frame} done (score {result.score:.2f})."
         if not self._hooks.attached:
             return  # the widget is going away: keep the data consistent, skip the UI
         self._refresh_labels()
-        self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
-        self._set_status(f"Object {run.object_id}: frame {result.frame} done (score {result.score:.2f}).")
+        self.progress.setValue(min(self.progress.value() + steps, self.progress.maximum()))
+        self._set_status(text)
         # Last: napari's progress bar may process Qt events, which can run _on_finished.
         if self._napari_progress is not None:
-            self._napari_progress.update(1)
+            self._napari_progress.update(steps)
 
     def _on_worker_error(self, exc: Exception) -> None:
         message = str(exc) if isinstance(exc, OISError) else f"propagation failed: {exc!r}"
@@ -103,6 +143,14 @@ class PropagationMixin:
             return
         self._set_busy(False)
         done = len(run.frames)
+        if run.parts:
+            ids = [p.object_id for p in run.parts]
+            text = (f"{'Stopped' if stopped else 'Propagated'} {len(ids)} object(s) {_id_list(ids)}: "
+                    f"{done} frame(s) updated")
+            text += "; each is complete." if stopped else " (one undo step)."
+            self._set_status(text)
+            self.propagation_finished.emit()
+            return
         worst = session.worst_frame(run.object_id)
         text = f"{'Stopped' if stopped else 'Propagated'} object {run.object_id}: {done} frame(s) updated"
         text += "; each is complete." if stopped else "."
@@ -133,3 +181,9 @@ class PropagationMixin:
         self._set_status(f"Worst frame of object {obj}: {frame} (score {session.scores[obj][frame]:.2f}).")
         return frame
 
+
+def _id_list(ids) -> str:
+    """``[1, 2, 3]`` -> ``"1, 2, 3"``, shortened for long lists (status line)."""
+    ids = list(ids)
+    text = ", ".join(str(i) for i in ids[:8])
+    return text + (f", … ({len(ids)})" if len(ids) > 8 else "")

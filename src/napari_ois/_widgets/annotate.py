@@ -29,6 +29,7 @@ from napari_ois.core.segmenter import Segmenter, get_segmenter
 from napari_ois.core.session import AnnotationSession
 
 from . import _layers
+from ._autosave import AutosaveMixin
 from ._edits import EditMixin
 from ._hooks import Hooks
 from ._panel import build_panel
@@ -40,7 +41,7 @@ SegmenterFactory = Callable[..., Segmenter]
 __all__ = ["AnnotateObjectsWidget", "SegmenterFactory"]
 
 
-class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
+class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, QWidget):
     """Click-based object segmentation and mask propagation for the chosen image layer.
 
     Parameters
@@ -103,6 +104,9 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
         self.clear_button.clicked.connect(self.clear_object)
         self.worst_button.clicked.connect(self.jump_to_worst_frame)
         self.export_button.clicked.connect(self.export)
+        self.autosave_check.toggled.connect(self._on_autosave_toggled)
+        self.autosave_folder_button.clicked.connect(self.choose_autosave_folder)
+        self.fresh_button.clicked.connect(self.start_fresh)
 
     def _set_status(self, text: str) -> None:
         self.status.setText(text)
@@ -117,6 +121,9 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
                   self.redo_button, self.clear_button, self.worst_button, self.export_button):
             w.setEnabled(not busy)
         self.stop_button.setEnabled(busy)
+        self.autosave_check.setEnabled(not busy)
+        self.autosave_folder_button.setEnabled(not busy)
+        self.fresh_button.setEnabled(not busy and self.autosave is not None)
         if not busy:
             self.axis_spin.setEnabled(self.axis_spin.maximum() > 0)
         self._update_checkpoint_row()
@@ -186,6 +193,8 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
         if self.worker is not None:
             self.worker.quit()
         self._hooks.remove_all()
+        # The autosave stays attached: frames of a run still in flight are saved as they land,
+        # and every record is already on disk, so nothing needs closing.
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         self._detach()
@@ -207,6 +216,9 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
             return
         if self.image_layer is not None:
             self._hooks.connect(self.image_layer.events.contrast_limits, self._on_contrast, group="layers")
+        if self.labels_layer is not None:  # manual edits of the objects layer are autosaved too
+            self._hooks.connect(self.labels_layer.events.paint, self._on_paint, group="layers")
+            self._hooks.connect(self.labels_layer.events.set_data, self._on_labels_set_data, group="layers")
         if self.points_layer is not None:
             self._hooks.connect(self.points_layer.events.data, self._on_points_data, group="layers")
             self._hooks.add_mouse_callback(self.points_layer, self._on_press, group="layers")
@@ -224,6 +236,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
             # Not recreated here: the viewer may be closing. Picking the image again does it.
             self.labels_layer = self.points_layer = None
             self._sessions.clear()
+            self._close_autosave()
             self._hook_layers()
             self._set_status("The objects or prompts layer was removed: pick the image again to start afresh.")
         self._refresh_image_choices()
@@ -269,6 +282,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
         self.labels_layer = _layers.ensure_objects_layer(self.viewer, self.image_layer)
         self.points_layer = _layers.ensure_prompts_layer(self.viewer, self.image_layer)
         self._hook_layers()
+        self._open_autosave()  # restores an autosave of this image, if there is one
         try:
             session = self.session
         except OISError as exc:
@@ -328,6 +342,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
         )
         session = AnnotationSession(frames, labels=self.labels_layer.data, segmenter=self._segmenter, config=config)
         self._sessions[fixed] = session
+        self._autosave_session(session)
         return session
 
     def _current_fixed(self) -> tuple[tuple[int, int], ...]:
@@ -356,6 +371,8 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, QWidget):
                 with session.lock:
                     session.frames.normalizer = normalizer
                     session.cache.clear()
+                if self.autosave is not None:
+                    self.autosave.record_normalizer(session)
             self._contrast_stale = False
 
     def _refresh_labels(self) -> None:

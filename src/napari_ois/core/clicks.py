@@ -140,7 +140,8 @@ def read_prompts(path: str | Path) -> list[Click]:
     if not path.is_file():
         raise InputError(f"prompts file not found: {path}")
     try:
-        with path.open(newline="") as fh:
+        # utf-8-sig: spreadsheet programs start their CSVs with a byte-order mark
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames is None:
                 raise InputError(f"prompts file is empty: {path}")
@@ -172,6 +173,8 @@ def read_prompts(path: str | Path) -> list[Click]:
                 clicks.append(click)
     except UnicodeDecodeError:
         raise InputError(f"prompts file is not a text CSV: {path}") from None
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit, a NUL byte
+        raise InputError(f"prompts file {path} is not a readable CSV: {exc}") from None
     if not clicks:
         raise InputError(f"prompts file holds no click: {path}")
     return clicks

@@ -28,6 +28,9 @@ class AnnotationConfig:
         Probability above which a pixel belongs to the object.
     cache_mb : int
         Memory budget of the per-frame embedding cache.
+    undo_mb : float
+        Memory budget of the undo/redo history (packed masks and probabilities); the
+        oldest steps are forgotten beyond it (the latest step always stays undoable).
     agree_iou : float
         Re-propagation after a correction stops once the new masks agree with the
         previous ones (IoU >= this) ...
@@ -45,6 +48,7 @@ class AnnotationConfig:
     checkpoint: str | None = None
     threshold: float = 0.5
     cache_mb: int = 512
+    undo_mb: float = 1024.0
     agree_iou: float = 0.95
     agree_frames: int = 3
     min_score: float = 0.0
@@ -58,6 +62,8 @@ class AnnotationConfig:
             raise InputError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.cache_mb < 1:
             raise InputError("cache_mb must be >= 1")
+        if not self.undo_mb > 0:
+            raise InputError("undo_mb must be > 0")
         if self.agree_frames < 1:
             raise InputError("agree_frames must be >= 1")
         return self

@@ -49,7 +49,8 @@ class StackNormalizer:
         idx = np.unique(np.linspace(0, stack.n_frames - 1, min(stack.n_frames, max_sample_frames)).astype(int))
         samples = []
         for i in idx:
-            frame = np.asarray(stack.raw(int(i)), dtype=np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, dropped below
+                frame = np.asarray(stack.raw(int(i)), dtype=np.float32)
             if stack.rgb:
                 frame = frame[..., :3]
             values = frame[np.isfinite(frame)]
@@ -77,7 +78,8 @@ class StackNormalizer:
 
         Gray frames are repeated to 3 channels; alpha (RGBA) is dropped; NaN maps to 0.
         """
-        out = np.asarray(frame, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, clipped to 1 below
+            out = np.asarray(frame, dtype=np.float32)
         if out.ndim == 3:
             out = out[..., :3]
             if out.shape[-1] == 1:
@@ -88,7 +90,8 @@ class StackNormalizer:
             out = np.repeat(out[..., None], 3, axis=-1)
         else:
             raise InputError(f"a frame must be (Y, X) or (Y, X, C), got shape {out.shape}")
-        out = (out - self.low) / (self.high - self.low)
+        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf = NaN: mapped to 0 below
+            out = (out - self.low) / (self.high - self.low)
         np.clip(out, 0.0, 1.0, out=out)
         np.nan_to_num(out, copy=False, nan=0.0)
         return out

@@ -158,6 +158,9 @@ def propagate(
             claimed.add(frame)
             prediction = predict_frame(frame, walker.ref_frame, walker.ref_mask)
             mask = prediction.prob > threshold
+            # Read the earlier result *before* yielding: a caller that writes the frame
+            # as soon as it gets it would otherwise compare the new mask with itself.
+            before = previous_mask(frame) if converge else None
             yield FrameResult(frame, mask, float(prediction.score), walker.ref_frame)
             walker.ref_frame, walker.ref_mask = frame, mask
             if not mask.any() or prediction.score < min_score:
@@ -165,7 +168,6 @@ def propagate(
                 # propagate nothing, so this front ends here.
                 walker.active = False
             elif converge:
-                before = previous_mask(frame)
                 agrees = before is not None and mask_iou(mask, before) >= agree_iou
                 walker.agreeing = walker.agreeing + 1 if agrees else 0
                 if walker.agreeing >= agree_frames:

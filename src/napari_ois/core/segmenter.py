@@ -61,6 +61,12 @@ class Segmenter(Protocol):
 
     ``image`` arrays are (Y, X, 3) float32 in [0, 1], already normalised
     consistently over the whole stack (see :class:`~napari_ois.core.frames.StackNormalizer`).
+
+    Optional method (not a protocol member, so backends without it still match):
+    ``frame_depth(embedding) -> np.ndarray | None`` gives the (Y, X) float relative
+    depth of an encoded frame (larger = closer), or None when the backend has no
+    depth cue. Multi-object propagation uses it to decide overlaps by order; call it
+    through :func:`frame_depth`.
     """
 
     name: str
@@ -90,6 +96,23 @@ class Segmenter(Protocol):
         reference : Reference, optional
             Neighbouring frame's embedding and mask (propagation exemplar).
         """
+
+
+def frame_depth(segmenter: Segmenter, embedding: Any) -> np.ndarray | None:
+    """(Y, X) float32 depth of an encoded frame (larger = closer), or None without a depth cue.
+
+    Parameters
+    ----------
+    segmenter : Segmenter
+        Backend that encoded the frame; its optional ``frame_depth`` method is used.
+    embedding : Any
+        What ``segmenter.encode`` returned for the frame.
+    """
+    method = getattr(segmenter, "frame_depth", None)
+    if method is None:
+        return None
+    depth = method(embedding)
+    return None if depth is None else np.asarray(depth, dtype=np.float32)
 
 
 def embedding_nbytes(embedding: Any) -> int:

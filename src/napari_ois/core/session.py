@@ -21,6 +21,8 @@ from .clicks import Click, PromptStore, validate_click
 from .config import AnnotationConfig
 from .errors import InputError
 from .frames import FrameStack
+from .multi_run import MultiObjectRuns
+from .packed_prob import PackedProb, pack_prob
 from .propagation import FrameResult, propagate
 from .segmenter import EmbeddingCache, Prediction, Reference, Segmenter, get_segmenter
 
@@ -40,7 +42,11 @@ class Action:
     """One undoable step: a click, a mask set, a propagation run or a clear.
 
     ``masks`` maps frame -> (packed mask before, packed mask after) of ``object_id``;
-    ``clicks``, ``keyframes`` and ``probs`` hold the before/after state they touched.
+    ``clicks``, ``keyframes`` and ``probs`` hold the before/after state they touched
+    (``probs`` as :class:`~napari_ois.core.packed_prob.PackedProb`; ``np.asarray`` unpacks).
+    A multi-object run is a group: ``parts`` holds one such action per object
+    (``object_id`` is then 0 unless the run has one object); ``record=False`` runs
+    keep no masks and are not undoable.
     """
 
     kind: str
@@ -50,14 +56,23 @@ class Action:
     keyframes: tuple[frozenset, frozenset] | None = None
     probs: dict[int, tuple[Any, Any]] = field(default_factory=dict)
     scores: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)
+    parts: list["Action"] = field(default_factory=list)
+    record: bool = True
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes its packed masks and probabilities hold (what the undo budget counts)."""
+        held = sum(len(b) + len(a) for b, a in self.masks.values())
+        held += sum(getattr(s, "nbytes", 0) for states in self.probs.values() for s in states if s is not None)
+        return held + sum(p.nbytes for p in self.parts)
 
     @property
     def frames(self) -> list[int]:
         """Frames whose labels this action changed."""
-        return sorted(self.masks)
+        return sorted(set(self.masks).union(*(p.masks for p in self.parts)))
 
 
-class AnnotationSession:
+class AnnotationSession(MultiObjectRuns):
     """State of annotating one frame stack.
 
     Parameters
@@ -107,13 +122,22 @@ class AnnotationSession:
         self.scores: dict[int, dict[int, float]] = {}
         # Probability of the last interaction per (object, frame): fed back as prev_prob
         # so the next click refines rather than restarts (the evaluation protocol too).
-        self._probs: dict[tuple[int, int], np.ndarray] = {}
+        # Packed (8-bit, zlib): the state and the undo history stay small however many clicks.
+        self._probs: dict[tuple[int, int], PackedProb] = {}
         self._undo: list[Action] = []
         self._redo: list[Action] = []
+        self._action_bytes: dict[int, int] = {}  # id(action) -> Action.nbytes, counted once at push
+        # The keyframe set each object's last action left, shared by the next actions while
+        # it does not change: a frozenset per click would grow with the keyframes.
+        self._frozen_keyframes: dict[int, frozenset] = {}
         self._known_ids = self._ids_in_labels()
         # Guards label writes and the cache when a worker thread propagates while the
         # main thread reads.
         self.lock = threading.RLock()
+        # Called as observer(event, session, **payload) after each change, e.g. by the
+        # autosave (core/autosave): "push", "undo", "redo" (action=), "run_begin"
+        # (run=, direction=, start=), "frame" (run=, frame=).
+        self.observers: list[Callable[..., None]] = []
 
     # ------------------------------------------------------------------ labels
     def _ids_in_labels(self) -> set[int]:
@@ -166,6 +190,13 @@ class AnnotationSession:
         if not 0 <= frame < self.frames.n_frames:
             raise InputError(f"frame {frame} is outside the stack (0..{self.frames.n_frames - 1})")
 
+    def _check_object_id(self, object_id: int) -> None:
+        """Refuse ids the labels array cannot hold (numpy would raise OverflowError mid-write)."""
+        dtype = np.dtype(self.labels.dtype)
+        top = np.iinfo(dtype).max if dtype.kind in "iu" else 2**32 - 1
+        if not 1 <= object_id <= top:
+            raise InputError(f"object id must be between 1 and {top} for {dtype} labels, got {object_id}")
+
     def add_click(self, click: Click) -> Prediction:
         """Add a click and update that object's mask on that frame at once.
 
@@ -176,10 +207,12 @@ class AnnotationSession:
         """
         height, width = self.frames.shape
         validate_click(click, self.frames.n_frames, height, width)
+        self._check_object_id(click.object_id)
         obj, frame = click.object_id, click.frame
         with self.lock:
             clicks_before = self.prompts.clicks(obj, frame)
-            prev_prob = self._probs.get((obj, frame))
+            packed_before = self._probs.get((obj, frame))
+            prev_prob = None if packed_before is None else np.asarray(packed_before)
             if prev_prob is None:
                 # First click on a frame that already holds a mask (propagated or
                 # loaded): correct that mask rather than start from nothing.
@@ -190,7 +223,7 @@ class AnnotationSession:
             )
             action = Action("click", obj)
             action.clicks[frame] = (clicks_before, clicks_before + [click])
-            action.probs[frame] = (self._probs.get((obj, frame)), prediction.prob)
+            action.probs[frame] = (packed_before, pack_prob(prediction.prob))
             action.keyframes = self._keyframe_change(obj, add=frame)
             action.scores[frame] = (self.scores.get(obj, {}).get(frame), prediction.score)
             self._set_mask(action, frame, prediction.mask(self.config.threshold))
@@ -201,13 +234,14 @@ class AnnotationSession:
     def set_keyframe_mask(self, object_id: int, frame: int, mask: np.ndarray) -> None:
         """Make a given (Y, X) bool mask the object's annotation on ``frame`` (e.g. from a file)."""
         self._check_frame(frame)
+        self._check_object_id(object_id)
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != self.frames.shape:
             raise InputError(f"mask shape {mask.shape} differs from the frame shape {self.frames.shape}")
         with self.lock:
             action = Action("mask", object_id)
             action.keyframes = self._keyframe_change(object_id, add=frame)
-            action.probs[frame] = (self._probs.get((object_id, frame)), mask.astype(np.float32))
+            action.probs[frame] = (self._probs.get((object_id, frame)), pack_prob(mask))
             self._set_mask(action, frame, mask)
             self._apply_state(action, after=True)
             self._push(action)
@@ -270,9 +304,12 @@ class AnnotationSession:
             min_score=self.config.min_score,
         )
 
-    def begin_run(self, object_id: int) -> Action:
-        """Start recording a propagation run (one undo step)."""
-        return Action("propagate", object_id)
+    def begin_run(self, object_id: int, direction: str | None = None, start: int | None = None) -> Action:
+        """Start recording a propagation run (one undo step); ``direction``/``start`` as given
+        to :meth:`propagation` are passed on to observers (the autosave replays them)."""
+        run = Action("propagate", object_id)
+        self._notify("run_begin", run=run, direction=direction, start=start)
+        return run
 
     def apply_result(self, run: Action, result: FrameResult) -> None:
         """Write one propagated frame into the labels (a frame is written whole or not at all)."""
@@ -286,10 +323,11 @@ class AnnotationSession:
                 run.scores[result.frame] = (run.scores[result.frame][0], result.score)
             self._set_mask(run, result.frame, result.mask)
             self.scores.setdefault(run.object_id, {})[result.frame] = result.score
+            self._notify("frame", run=run, frame=result.frame)
 
     def end_run(self, run: Action) -> None:
         """Finish a run (complete or cancelled): it becomes one undo step if it changed anything."""
-        if run.masks:
+        if run.record and run.frames:
             with self.lock:
                 self._push(run)
 
@@ -304,7 +342,7 @@ class AnnotationSession:
 
         ``on_frame(result)`` is called after each frame is written (progress reports).
         """
-        run = self.begin_run(object_id)
+        run = self.begin_run(object_id, direction, start)
         try:
             for result in self.propagation(object_id, direction, start):
                 self.apply_result(run, result)
@@ -322,8 +360,11 @@ class AnnotationSession:
 
     # --------------------------------------------------------------- undo/redo
     def _keyframe_change(self, object_id: int, add: int) -> tuple[frozenset, frozenset]:
-        before = frozenset(self.keyframes.get(object_id, ()))
-        return before, before | {add}
+        current = self.keyframes.get(object_id, set())
+        before = self._frozen_keyframes.get(object_id)
+        if before is None or before != current:
+            before = frozenset(current)
+        return before, (before if add in before else before | {add})
 
     def _apply_state(self, action: Action, after: bool) -> None:
         """Set clicks, keyframes, probabilities and scores to the action's before/after state."""
@@ -335,8 +376,10 @@ class AnnotationSession:
             keys = set(action.keyframes[side])
             if keys:
                 self.keyframes[obj] = keys
+                self._frozen_keyframes[obj] = action.keyframes[side]
             else:
                 self.keyframes.pop(obj, None)
+                self._frozen_keyframes.pop(obj, None)
         for frame, states in action.probs.items():
             if states[side] is None:
                 self._probs.pop((obj, frame), None)
@@ -352,8 +395,33 @@ class AnnotationSession:
     def _push(self, action: Action) -> None:
         self._undo.append(action)
         self._redo.clear()
+        self._trim_history()
+        self._notify("push", action=action)
+
+    def _trim_history(self) -> None:
+        """Forget the oldest undo steps while the history holds more than ``config.undo_mb``."""
+        live = {id(a) for a in self._undo}
+        sizes = {key: self._action_bytes.get(key) for key in live}
+        for action in self._undo:
+            if sizes[id(action)] is None:
+                sizes[id(action)] = action.nbytes
+        self._action_bytes = sizes  # drops the redo steps just cleared
+        total, budget = sum(sizes.values()), self.config.undo_mb * 2**20
+        dropped = 0
+        while total > budget and len(self._undo) - dropped > 1:
+            total -= sizes.pop(id(self._undo[dropped]))
+            dropped += 1
+        if dropped:
+            del self._undo[:dropped]
+
+    def _notify(self, event: str, **payload: Any) -> None:
+        for observer in list(self.observers):
+            observer(event, self, **payload)
 
     def _restore(self, action: Action, after: bool) -> None:
+        if action.parts:  # a multi-object run (see MultiObjectRuns)
+            self._restore_group(action, after)
+            return
         side = 1 if after else 0
         for frame, states in action.masks.items():
             self._write_mask(action.object_id, frame, _unpack(states[side], self.frames.shape))
@@ -367,6 +435,7 @@ class AnnotationSession:
             action = self._undo.pop()
             self._restore(action, after=False)
             self._redo.append(action)
+            self._notify("undo", action=action)
             return action
 
     def redo(self) -> Action | None:
@@ -377,6 +446,7 @@ class AnnotationSession:
             action = self._redo.pop()
             self._restore(action, after=True)
             self._undo.append(action)
+            self._notify("redo", action=action)
             return action
 
     @property

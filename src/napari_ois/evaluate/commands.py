@@ -72,20 +72,24 @@ def run_eval_propagation(
     json_path: str | None = None,
     plot_path: str | None = None,
     verbose: bool = True,
+    one_pass: bool = True,
 ) -> dict:
-    """Propagate every sequence from its first frame and write the contract's JSON (+ a J plot)."""
+    """Propagate every sequence from its first frame and write the contract's JSON (+ a J plot).
+
+    ``one_pass=False`` propagates one object after another (the earlier walk, for comparisons).
+    """
     seqs = load_sequences(root, fmt, sequences)
     segmenter = get_segmenter(backend, device, checkpoint)
     results = []
     for seq in seqs:
-        result = evaluate_sequence(segmenter, seq, init)
+        result = evaluate_sequence(segmenter, seq, init, one_pass=one_pass)
         results.append(result)
         if verbose:
             m = result.metrics()
             print(f"  {seq.name}: J {m['J_mean']:.3f} recall {m['J_recall']:.3f} "
                   f"decay {m['J_decay']:.3f} ({m['fps']:.2f} frames/s)", file=sys.stderr)
     payload = {"backend": backend, "checkpoint": checkpoint, "dataset": str(root), "format": fmt,
-               "init": init, **summarize_sequences(results)}
+               "init": init, "walk": "one-pass" if one_pass else "per-object", **summarize_sequences(results)}
     _write_json(payload, json_path)
     plot = plot_path or _default_plot(json_path, ".png")
     if plot:

@@ -100,16 +100,26 @@ def _initialise(session: AnnotationSession, truth0: np.ndarray, init: str) -> in
     return clicks
 
 
-def evaluate_sequence(segmenter: Segmenter, seq: Sequence, init: str = "mask") -> SequenceResult:
-    """Initialise on frame 0, propagate forward through the sequence, score every later frame."""
+def evaluate_sequence(
+    segmenter: Segmenter, seq: Sequence, init: str = "mask", one_pass: bool = True
+) -> SequenceResult:
+    """Initialise on frame 0, propagate forward through the sequence, score every later frame.
+
+    ``one_pass``: all objects advance together, overlaps resolved by order (what the CLI
+    and the widget's *All objects* run); False: one object after another, the first
+    object keeping overlapping pixels (the earlier walk, kept for comparisons).
+    """
     frames = FrameStack(_FileStack(seq.frames))
     session = AnnotationSession(frames, segmenter=segmenter, config=AnnotationConfig())
     truth0 = _truth(seq, 0)
     result = SequenceResult(seq.name, frames=frames.n_frames)
     result.init_clicks = _initialise(session, truth0, init)
     start = time.perf_counter()
-    for object_id in session.objects():
-        session.run_propagation(object_id, "forward")
+    if one_pass:
+        session.run_multi_propagation(direction="forward", record=False)
+    else:
+        for object_id in session.objects():
+            session.run_propagation(object_id, "forward")
     result.seconds = time.perf_counter() - start
     object_ids = [int(i) for i in np.unique(truth0) if i]
     result.j = {o: [] for o in object_ids}

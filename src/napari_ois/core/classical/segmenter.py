@@ -123,3 +123,7 @@ class ClassicalSegmenter:
             # likely failure, so it lowers the score shown to the user.
             score *= 0.5 + 0.5 * _iou(x > 0.5, ev.ref_here)
         return Prediction(_to_full(x, emb.shape), float(score))
+
+    def frame_depth(self, embedding: ClassicalEmbedding) -> None:
+        """No depth cue here: overlaps between objects go by probability (see Segmenter)."""
+        return None

@@ -63,8 +63,16 @@ def _write_tiff(tmp: Path, labels: Any, shape: tuple[int, ...], out_dtype: np.dt
 
     nbytes = int(np.prod(shape)) * out_dtype.itemsize
     frames = (_checked_frame(f, t, out_dtype) for t, f in enumerate(_label_frames(labels)))
+    if len(shape) == 2:
+        data = next(frames)
+    elif shape[-1] == 1:
+        # tifffile mistakes the trailing 1 of a streamed (T, Y, 1) stack for a samples axis
+        # and fails; frames one pixel wide are small, so it gets the whole stack instead.
+        data = np.stack(list(frames))
+    else:
+        data = frames
     with tifffile.TiffWriter(tmp, bigtiff=nbytes > 2**31) as tw:
-        tw.write(frames if len(shape) == 3 else next(frames), shape=shape, dtype=out_dtype,
+        tw.write(data, shape=shape, dtype=out_dtype,
                  compression="zlib", photometric="minisblack",
                  metadata={"axes": "TYX" if len(shape) == 3 else "YX"})
 
@@ -146,7 +154,7 @@ def write_labels(path: str | Path, labels: Any, format: str | None = None) -> Pa
         Target. ``.tif``/``.tiff``: one zlib-compressed TIFF (pages = frames).
         ``.zarr``: a zarr array chunked one frame per chunk. No suffix, a trailing
         ``/`` or ``format="png"``: a folder of 16-bit PNGs ``00000.png``, ``00001.png``...
-        ``.png`` with 2-D labels: one 16-bit PNG.
+        ``.png`` with 2-D labels (or one frame): one 16-bit PNG.
     labels : array-like
         (T, Y, X) or (Y, X) non-negative integer ids (numpy, dask or zarr; bool and
         whole-number floats are accepted). Never converted whole to numpy.
@@ -174,7 +182,7 @@ def write_labels(path: str | Path, labels: Any, format: str | None = None) -> Pa
     fmt = _labels_format(str(path), format)
     path = Path(path).expanduser()
     shape, _ = _check_label_array(labels)
-    if fmt == "png-file" and len(shape) != 2:
+    if fmt == "png-file" and len(shape) != 2 and shape[0] != 1:
         raise InputError(
             f"{path.name} can hold one frame but the labels have {shape[0]}; give a folder path "
             "(no suffix) for a PNG sequence"
