@@ -6,9 +6,10 @@ good input gives labels of the right shape and dtype whose ids are the prompted 
 with the pixels of objects that were not touched left as they were. Never a traceback,
 never a half-written output.
 
-Examples are bounded (``max_examples``) and use tiny frames so the module runs in well
-under a minute on two cores; ``deadline=None`` because the first example of a run pays
-for imports and the machine is shared.
+Examples are bounded (``max_examples``; the environment variable ``NAPARI_OIS_FUZZ_SCALE``
+multiplies them for a deeper hunt) and use tiny frames so the module runs in well under
+a minute on two cores; ``deadline=None`` because the first example of a run pays for
+imports and the machine is shared.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ from napari_ois.core.session import AnnotationSession  # noqa: E402
 
 FUZZ = settings(deadline=None, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# NAPARI_OIS_FUZZ_SCALE=10 runs ten times the examples (a deeper hunt than the test suite's)
+SCALE = float(os.environ.get("NAPARI_OIS_FUZZ_SCALE", "1"))
+
+
+def examples(n: int) -> int:
+    return max(1, round(n * SCALE))
 
 DTYPES = ("uint8", "uint16", "int16", "float32", "float64", "bool")
 LAYOUTS = ("gray", "rgb", "rgba", "one-channel")
@@ -124,7 +131,7 @@ def apply_operation(session: AnnotationSession, op: tuple) -> None:
 
 
 # ----------------------------------------------------------------------- core: session
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=examples(300))
 @given(stack=stacks(), data=st.data())
 def test_session_survives_random_stacks_and_operations(stack, data):
     """Any stack, any operations: a clean InputError that changed nothing, or consistent labels."""
@@ -161,7 +168,7 @@ def test_session_survives_random_stacks_and_operations(stack, data):
     assert np.array_equal(session.labels, initial)
 
 
-@settings(FUZZ, max_examples=15)
+@settings(FUZZ, max_examples=examples(15))
 @given(stack=stacks(allow_empty=False), n_clicks=st.integers(1000, 4000), seed=st.integers(0, 2**16))
 def test_thousands_of_clicks_in_one_prediction(stack, n_clicks, seed):
     """A prediction from thousands of clicks (in and out of the frame) is a valid probability map."""
@@ -241,13 +248,15 @@ HEADERS = st.sampled_from([
 
 
 @st.composite
-def prompt_files(draw, n_frames: int, height: int, width: int) -> bytes:
-    """Prompts CSV bytes: half well formed (clicks inside the stack), half damaged in one way."""
+def prompt_files(draw, n_frames: int, height: int, width: int, damaged: bool = True) -> bytes:
+    """Prompts CSV bytes: well formed (clicks inside the stack), or (``damaged``) half of them damaged one way."""
     valid_row = st.tuples(st.integers(1, 3), st.integers(0, max(n_frames - 1, 0)), INSIDE, INSIDE,
                           st.sampled_from("10")).map(
-        lambda r: f"{r[0]},{r[1]},{r[2] * height:.3f},{r[3] * width:.3f},{r[4]}")
+        # written rounded down: "%.3f" could round 0.9999 of a 1-pixel frame up onto its edge
+        lambda r: f"{r[0]},{r[1]},{int(r[2] * height * 1000) / 1000},{int(r[3] * width * 1000) / 1000},{r[4]}")
     rows = draw(st.lists(valid_row, min_size=1, max_size=6))
-    damage = draw(st.sampled_from(["none"] * 6 + ["header", "row", "latin1", "nul", "huge-field", "binary"]))
+    damage = draw(st.sampled_from(["none"] * 6 + ["header", "row", "latin1", "nul", "huge-field", "binary"])
+                  if damaged else st.just("none"))
     header = "object_id,frame,y,x,positive"
     if damage == "header":
         header = draw(HEADERS)
@@ -266,13 +275,15 @@ def prompt_files(draw, n_frames: int, height: int, width: int) -> bytes:
 
 
 @st.composite
-def keyframe_masks(draw, n_frames: int, height: int, width: int) -> np.ndarray:
-    """Keyframe labels: mostly the right shape, sometimes wrong dimensions, dtypes or values."""
-    kind = draw(st.sampled_from(["right", "right", "wrong-shape", "2d", "4d", "float-nan", "negative", "empty"]))
+def keyframe_masks(draw, n_frames: int, height: int, width: int, damaged: bool = True) -> np.ndarray:
+    """Keyframe labels of ids 1..3: right, or (``damaged``) often of wrong dimensions, dtypes or values."""
+    kinds = ["right", "right", "wrong-shape", "2d", "4d", "float-nan", "negative", "empty"] if damaged else ["right"]
+    kind = draw(st.sampled_from(kinds))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     shape = {"wrong-shape": (n_frames, height + 1, width), "2d": (height, width),
              "4d": (n_frames, height, width, 2)}.get(kind, (n_frames, height, width))
     labels = (rng.random(shape) < 0.3).astype(np.uint16) * rng.integers(1, 4, shape, dtype=np.uint16)
+    labels.flat[rng.integers(0, labels.size)] = 1  # at least one keyframe
     if kind == "float-nan":
         labels = labels.astype(np.float32)
         labels.flat[0] = np.nan
@@ -307,16 +318,9 @@ def _write_input(folder: Path, pixels: np.ndarray, rgb: bool, kind: str) -> Path
     return path
 
 
-@settings(FUZZ, max_examples=80)
-@given(stack=stacks(), input_kind=st.sampled_from(["tif", "tif", "png"]),
-       command=st.sampled_from(["segment", "propagate", "propagate-masks"]),
-       out_name=st.sampled_from(["labels.tif", "labels.tif", "labels.zarr", "labels.zarr", "labels_png",
-                                 "one.png", "labels.txt", "missing/labels.tif"]),
-       existing_output=st.booleans(), data=st.data())
-def test_command_gives_labels_or_one_clean_error(tmp_path_factory, stack, input_kind, command, out_name,
-                                                 existing_output, data):
-    """``napari-ois segment|propagate`` on fuzzed inputs: exit 0 with valid labels, or exit 2 that wrote nothing."""
-    folder = tmp_path_factory.mktemp("cli")
+def _run_fuzzed_command(folder: Path, stack, input_kind: str, command: str, out_name: str,
+                        existing_output: bool, data, damaged: bool) -> int:
+    """Write the inputs, run the command in this process, check the property; returns the exit code."""
     pixels, rgb = stack
     image = _write_input(folder, pixels, rgb, input_kind)
     n, height, width = (1 if image.suffix == ".png" else pixels.shape[0]), pixels.shape[1], pixels.shape[2]
@@ -325,12 +329,12 @@ def test_command_gives_labels_or_one_clean_error(tmp_path_factory, stack, input_
         out.write_bytes(b"an earlier result that a failed run must not touch")
     argv = [command.split("-")[0], str(image), "--out", str(out)]
     if command == "propagate-masks":
-        masks = data.draw(keyframe_masks(max(n, 1), height, width))
+        masks = data.draw(keyframe_masks(max(n, 1), height, width, damaged))
         tifffile.imwrite(folder / "keys.tif", masks, photometric="minisblack")
         argv += ["--masks", str(folder / "keys.tif"), "--direction", data.draw(st.sampled_from(["forward", "both"]))]
         prompted = set(np.unique(masks[np.isfinite(masks)]).astype(int).tolist()) if masks.size else set()
     else:
-        (folder / "p.csv").write_bytes(data.draw(prompt_files(n, height, width)))
+        (folder / "p.csv").write_bytes(data.draw(prompt_files(n, height, width, damaged)))
         argv += ["--prompts", str(folder / "p.csv")]
         prompted = {1, 2, 3}
     before = _snapshot(folder)
@@ -347,12 +351,40 @@ def test_command_gives_labels_or_one_clean_error(tmp_path_factory, stack, input_
         if stderr.startswith("napari-ois"):
             assert stderr.count("\n") == 1, f"the error must be one line: {stderr!r}"
         assert _snapshot(folder) == before, "a failed run changed files"
-        return
+        return code
     assert stderr == "", f"a successful run printed on stderr: {stderr!r}"
     labels = _read_output(out)
     assert labels.shape == (n, height, width)
     assert labels.dtype in (np.uint16, np.uint32)
     assert set(np.unique(labels).tolist()) <= {0} | prompted
+    return code
+
+
+COMMANDS = st.sampled_from(["segment", "propagate", "propagate-masks"])
+
+
+@settings(FUZZ, max_examples=examples(70))
+@given(stack=stacks(), input_kind=st.sampled_from(["tif", "tif", "png"]), command=COMMANDS,
+       out_name=st.sampled_from(["labels.tif", "labels.tif", "labels.zarr", "labels.zarr", "labels_png",
+                                 "one.png", "labels.txt", "missing/labels.tif"]),
+       existing_output=st.booleans(), data=st.data())
+def test_command_gives_labels_or_one_clean_error(tmp_path_factory, stack, input_kind, command, out_name,
+                                                 existing_output, data):
+    """``napari-ois segment|propagate`` on fuzzed inputs: exit 0 with valid labels, or exit 2 that wrote nothing."""
+    _run_fuzzed_command(tmp_path_factory.mktemp("cli"), stack, input_kind, command, out_name, existing_output,
+                        data, damaged=True)
+
+
+@settings(FUZZ, max_examples=examples(40))
+@given(stack=stacks(allow_empty=False), input_kind=st.sampled_from(["tif", "tif", "png"]), command=COMMANDS,
+       out_name=st.sampled_from(["labels.tif", "labels.zarr", "labels_png"]), existing_output=st.booleans(),
+       data=st.data())
+def test_command_on_any_valid_input_writes_labels(tmp_path_factory, stack, input_kind, command, out_name,
+                                                  existing_output, data):
+    """Any dtype, shape, NaN/inf pixels, well-formed clicks or keyframes: the command must succeed."""
+    code = _run_fuzzed_command(tmp_path_factory.mktemp("cli"), stack, input_kind, command, out_name,
+                               existing_output, data, damaged=False)
+    assert code == 0
 
 
 def test_command_replays_a_thousand_prompts(tmp_path):

@@ -412,3 +412,30 @@ def test_cli_walks_z_of_a_4d_stack_at_a_held_time_point(tmp_path, fake_backend):
             "--out", str(out)]
     assert main(args) == 0
     assert np.array_equal(tifffile.imread(out), truth)  # (Z, Y, X): the walked frames only
+
+
+def _label_files(tmp_path):
+    _, truth = three_squares()
+    tifffile.imwrite(tmp_path / "zlib.tif", truth, compression="zlib")
+    tifffile.imwrite(tmp_path / "plain.tif", truth.astype(np.uint32))
+    tifffile.imwrite(tmp_path / "white.tif", ((truth == 2) * 255).astype(np.uint8), compression="zlib")
+    (tmp_path / "pngs").mkdir()
+    for t, frame in enumerate(truth):
+        Image.fromarray(frame.astype(np.uint8)).save(tmp_path / "pngs" / f"{t:03d}.png")
+    zarr.create_array(store=str(tmp_path / "k.zarr"), data=truth, chunks=(1, 48, 48))
+    Image.fromarray(truth[0].astype(np.uint8)).save(tmp_path / "one.png")
+    return ["zlib.tif", "plain.tif", "white.tif", "pngs", "k.zarr", "one.png"]
+
+
+def test_keyframe_labels_read_frame_by_frame_give_what_read_labels_gives(tmp_path):
+    from napari_ois.core.io import read_labels
+    from napari_ois.core.io.label_frames import LabelFrames
+
+    for name in _label_files(tmp_path):
+        whole = read_labels(tmp_path / name)
+        frames = LabelFrames(tmp_path / name)
+        assert tuple(frames.shape) == whole.shape, name
+        lazily = frames[0] if whole.ndim == 2 else np.stack([frames[t] for t in range(len(frames))])
+        assert np.array_equal(lazily, whole) and lazily.dtype.kind in "u", name
+        assert frames.max_id_bound() >= whole.max(), name
+    assert LabelFrames(tmp_path / "white.tif").max_id_bound() == 1  # a 0/255 mask is object 1

@@ -78,7 +78,7 @@ def test_undo_history_keeps_within_its_budget_and_the_latest_steps():
         cy, cx = video.center(k % 4)
         session.add_click(Click(1 + k % 2, k % 4, cy + rng.uniform(-20, 20), cx + rng.uniform(-20, 20), k % 3 > 0))
     kept = len(session._undo)
-    assert 1 <= kept < 30
+    assert 1 <= kept < 30 and session.forgotten_steps == 30 - kept
     assert history_bytes(session) <= 0.02 * 2**20 or kept == 1
     while session.undo() is not None:
         pass

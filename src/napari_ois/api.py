@@ -17,7 +17,8 @@ from .core.clicks import Click, read_prompts
 from .core.config import AnnotationConfig
 from .core.errors import InputError
 from .core.frames import FrameStack
-from .core.io import open_image_data, read_labels, write_labels
+from .core.io import open_image_data, write_labels
+from .core.io.label_frames import LabelFrames
 from .core.io.streamed_labels import FrameAxisLabels, streamed_labels
 from .core.multi_propagation import MultiFrameResult
 from .core.propagation import FrameResult
@@ -72,19 +73,28 @@ def _add_prompts(session: AnnotationSession, clicks: list[Click]) -> int:
     return len({(c.object_id, c.frame) for c in clicks})
 
 
-def _add_keyframe_masks(session: AnnotationSession, keyframes: np.ndarray) -> int:
-    """Every frame holding non-zero labels is a keyframe of each id in it."""
+def _add_keyframe_masks(session: AnnotationSession, keyframes) -> int:
+    """Every frame holding non-zero labels is a keyframe of each id in it.
+
+    ``keyframes`` is (N, Y, X) (or (Y, X) for one frame), numpy or a
+    :class:`~napari_ois.core.io.label_frames.LabelFrames` read one frame at a time.
+    """
     expected = (session.frames.n_frames, *session.frames.shape)
-    if session.frames.n_frames == 1 and keyframes.ndim == 2:
-        keyframes = keyframes[None]
-    if tuple(keyframes.shape) != expected:
+    shape = tuple(keyframes.shape)
+    if session.frames.n_frames == 1 and len(shape) == 2:
+        shape = (1, *shape)
+        if isinstance(keyframes, np.ndarray):
+            keyframes = keyframes[None]  # (LabelFrames gives a 2-D file as its frame 0)
+    if shape != expected:
         raise InputError(
             f"keyframe masks have shape {tuple(keyframes.shape)} but the input needs {expected} "
             "(one labels frame per input frame)"
         )
     count = 0
-    for frame in range(keyframes.shape[0]):
+    for frame in range(shape[0]):
         plane = np.asarray(keyframes[frame])
+        if not plane.any():
+            continue
         for object_id in np.unique(plane):
             if object_id:
                 session.set_keyframe_mask(int(object_id), frame, plane == object_id)
@@ -162,7 +172,7 @@ def propagate_file(
     start = time.perf_counter()
     # Read and check the prompts/masks before touching the (maybe long) input.
     clicks = read_prompts(prompts) if prompts is not None else None
-    keyframe_masks = read_labels(masks) if masks is not None else None
+    keyframe_masks = LabelFrames(masks) if masks is not None else None  # read frame by frame
     config = (config or AnnotationConfig()).validate()
     # One pass reuses almost no embedding (a keyframe's, between the two sweeps): a small
     # cache keeps memory flat instead of filling the interactive budget on long data.
@@ -171,7 +181,7 @@ def propagate_file(
     if clicks is not None:
         max_id = max((c.object_id for c in clicks), default=0)
     else:
-        max_id = int(keyframe_masks.max()) if keyframe_masks.size else 0
+        max_id = keyframe_masks.max_id_bound()
     propagated = 0
 
     def report(result: MultiFrameResult) -> None:
@@ -189,6 +199,7 @@ def propagate_file(
             annotated = _add_prompts(session, clicks)
         else:
             annotated = _add_keyframe_masks(session, keyframe_masks)
+            keyframe_masks.close()
         # No undo history: it would grow with the frames, and nobody undoes a CLI run.
         session.run_multi_propagation(direction=direction, on_frame=report, record=False)
     return RunSummary("propagate", str(out), session.frames.n_frames, session.objects(),

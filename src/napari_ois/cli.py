@@ -229,7 +229,8 @@ def run_soak_command(args: argparse.Namespace) -> int:
           f"on {height}x{width} frames, {result['ms_per_operation']:.0f} ms each; RSS {growth['rss_start_mb']:.0f} -> "
           f"{growth['rss_mid_mb']:.0f} (half-way) -> {growth['rss_end_mb']:.0f} MB, slope over the second half "
           f"{growth['slope_second_half_mb_per_1000_ops']:+.2f} MB per 1000 operations, undo history "
-          f"{growth['history_end_mb']:.1f} MB; undo all -> empty labels: {result['undo_all_gives_empty_labels']}, "
+          f"{growth['history_end_mb']:.1f} MB ({result['undo_steps_forgotten']} oldest step(s) forgotten within "
+          f"the budget); undo all -> empty labels: {result['undo_all_gives_empty_labels']}, "
           f"redo all -> same labels: {result['redo_all_gives_final_labels']}")
     return 0
 

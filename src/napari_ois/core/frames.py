@@ -60,7 +60,8 @@ class StackNormalizer:
         values = np.concatenate(samples) if samples else np.zeros(0, np.float32)
         if values.size == 0:
             return cls(0.0, 1.0)
-        low, high = np.percentile(values, percentiles)
+        # float64: the interpolation of float32 values near their maximum would overflow
+        low, high = np.percentile(values.astype(np.float64), percentiles)
         if not high > low:  # flat image: avoid a division by zero
             high = low + 1.0
         return cls(float(low), float(high))

@@ -127,6 +127,7 @@ class AnnotationSession(MultiObjectRuns):
         self._undo: list[Action] = []
         self._redo: list[Action] = []
         self._action_bytes: dict[int, int] = {}  # id(action) -> Action.nbytes, counted once at push
+        self.forgotten_steps = 0  # oldest undo steps dropped to keep within config.undo_mb
         # The keyframe set each object's last action left, shared by the next actions while
         # it does not change: a frozenset per click would grow with the keyframes.
         self._frozen_keyframes: dict[int, frozenset] = {}
@@ -413,6 +414,7 @@ class AnnotationSession(MultiObjectRuns):
             dropped += 1
         if dropped:
             del self._undo[:dropped]
+            self.forgotten_steps += dropped
 
     def _notify(self, event: str, **payload: Any) -> None:
         for observer in list(self.observers):

@@ -149,14 +149,16 @@ def run_soak(
     dict
         ``rss_mb`` samples, ``history_mb`` samples, ``growth`` figures (first half
         vs second half, least-squares slope over the second half in MB per 1,000
-        operations), operation counts, ms per operation and the final undo/redo checks.
+        operations), operation counts, ms per operation and the final undo/redo checks
+        (``undo_all_gives_empty_labels`` is None when the budget made the session forget
+        its oldest steps).
     """
     video = SyntheticVideo(n_frames, height, width, radius=max(2, min(height, width) // 6))
     frames = FrameStack(video, normalizer=StackNormalizer(0.0, 255.0))
     session = AnnotationSession(frames, config=AnnotationConfig(backend="classical", undo_mb=undo_mb))
     mix = _Mix(np.random.default_rng(seed), video, objects)
     counts: dict[str, int] = {}
-    samples_ops, samples_rss, samples_history, samples_actions = [], [], [], []
+    samples_ops, samples_rss, samples_history, samples_actions, samples_cache = [], [], [], [], []
 
     def sample(done: int) -> None:
         gc.collect()
@@ -164,6 +166,7 @@ def run_soak(
         samples_rss.append(round(_rss_mb(), 2))
         samples_history.append(round(history_bytes(session) / 2**20, 3))
         samples_actions.append(len(session._undo) + len(session._redo))
+        samples_cache.append(round(session.cache.nbytes / 2**20, 2))
 
     start = time.perf_counter()
     sample(0)
@@ -182,7 +185,8 @@ def run_soak(
     undone = 0
     while session.undo() is not None:
         undone += 1
-    empty_after_undo = not session.labels.any()
+    # with steps forgotten (undo budget reached) undo cannot go back to the start
+    empty_after_undo = None if session.forgotten_steps else not session.labels.any()
     for _ in range(undone):  # not further: steps undone before the end stay undone
         session.redo()
     redo_restores = bool(np.array_equal(session.labels, final))
@@ -200,7 +204,7 @@ def run_soak(
         "counts": counts,
         "ms_per_operation": round(1000 * seconds / max(operations, 1), 2),
         "samples": {"operations": samples_ops, "rss_mb": samples_rss, "history_mb": samples_history,
-                    "history_steps": samples_actions},
+                    "history_steps": samples_actions, "embedding_cache_mb": samples_cache},
         "growth": {
             "rss_start_mb": samples_rss[0],
             "rss_end_mb": samples_rss[-1],
@@ -210,7 +214,8 @@ def run_soak(
             "history_end_mb": samples_history[-1],
         },
         "undo_all_steps": undone,
-        "undo_all_gives_empty_labels": bool(empty_after_undo),
+        "undo_steps_forgotten": session.forgotten_steps,
+        "undo_all_gives_empty_labels": empty_after_undo,
         "redo_all_gives_final_labels": redo_restores,
         "machine": f"{platform.machine()}, {_cpu_count()} CPU core(s), Python {platform.python_version()}",
     }
@@ -232,9 +237,11 @@ def plot_soak(payload: dict, path: str | Path) -> bool:
     plt, _ = loaded
     s = payload["samples"]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
-    ax.plot(s["operations"], s["rss_mb"], label="process RSS (MB)", color="tab:blue")
-    ax.plot(s["operations"], np.asarray(s["rss_mb"][0]) + np.asarray(s["history_mb"]),
-            label="RSS at start + undo history (MB)", color="tab:orange", linestyle="--")
+    ax.plot(s["operations"], s["rss_mb"], label="process RSS", color="tab:blue")
+    ax.plot(s["operations"], s["embedding_cache_mb"], label="embedding cache (bounded by cache_mb)",
+            color="tab:green", linestyle=":")
+    ax.plot(s["operations"], s["history_mb"], label="undo history (bounded by undo_mb)",
+            color="tab:orange", linestyle="--")
     growth = payload["growth"]
     height, width = payload["frame_size"]
     ax.set(xlabel="operations (clicks, undo, redo, propagation runs)", ylabel="MB",
@@ -243,7 +250,7 @@ def plot_soak(payload: dict, path: str | Path) -> bool:
                  f"{growth['slope_second_half_mb_per_1000_ops']:+.2f} MB / 1000 operations")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
