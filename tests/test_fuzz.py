@@ -38,7 +38,10 @@ from napari_ois.core.frames import FrameStack  # noqa: E402
 from napari_ois.core.segmenter import get_segmenter  # noqa: E402
 from napari_ois.core.session import AnnotationSession  # noqa: E402
 
-FUZZ = settings(deadline=None, database=None, print_blob=True,
+# Under CI the examples are drawn from a fixed seed: a landing must not depend on luck. Locally
+# every run draws new examples (set NAPARI_OIS_FUZZ_SEEDED=1 to reproduce CI's set).
+SEEDED = bool(os.environ.get("CI") or os.environ.get("NAPARI_OIS_FUZZ_SEEDED"))
+FUZZ = settings(deadline=None, database=None, print_blob=True, derandomize=SEEDED,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 # NAPARI_OIS_FUZZ_SCALE=10 runs ten times the examples (a deeper hunt than the test suite's)
 SCALE = float(os.environ.get("NAPARI_OIS_FUZZ_SCALE", "1"))

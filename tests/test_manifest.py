@@ -72,5 +72,9 @@ def test_built_wheel_ships_manifest_and_sample_data(tmp_path):
         assert zf.read("napari_ois/napari.yaml") == MANIFEST.read_bytes()
         for sample in (ROOT / "sample_data").iterdir():
             assert zf.read(f"napari_ois/sample_data/{sample.name}") == sample.read_bytes()
+        # The trained default of the ois backend ships too (issue #5: at most 25 MB).
+        shipped = ROOT / "src" / "napari_ois" / "checkpoints" / "default.pt"
+        assert zf.read("napari_ois/checkpoints/default.pt") == shipped.read_bytes()
+        assert shipped.stat().st_size <= 25 * 2**20
         entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "napari.manifest" in entry_points and "napari-ois = napari_ois.cli:main" in entry_points

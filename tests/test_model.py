@@ -291,10 +291,25 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, test_checkpoint):
         load_model(newer)
 
 
-@pytest.mark.skipif((PACKAGE_CHECKPOINTS / "default.pt").exists(), reason="a trained default is installed")
-def test_ois_backend_without_checkpoint_says_what_to_do():
+def test_ois_backend_without_checkpoint_says_what_to_do(tmp_path, monkeypatch):
+    from napari_ois.model import checkpoint as checkpoint_module
+
+    monkeypatch.setattr(checkpoint_module, "PACKAGE_CHECKPOINTS", tmp_path)  # an install without the default
     with pytest.raises(BackendUnavailable, match="no trained checkpoint is installed.*--checkpoint PATH"):
         get_segmenter("ois")
+
+
+def test_packaged_default_is_the_trained_prior_model():
+    assert (PACKAGE_CHECKPOINTS / "default.pt").is_file()
+    segmenter = get_segmenter("ois", "cpu")
+    meta = segmenter.metadata
+    assert segmenter.config.use_prior and segmenter.config.preset == "tiny-prior"
+    assert meta["steps"] > 0 and meta["train_config"]["preset"] == "tiny-prior"
+    image = np.zeros((60, 80, 3), np.float32)
+    image[15:45, 20:60] = 0.9
+    prob = segmenter.predict(segmenter.encode(image), [Click(1, 0, 30, 40)]).prob
+    inside = prob[15:45, 20:60] > 0.5
+    assert inside.mean() > 0.9 and (prob > 0.5).sum() < 1.3 * inside.size
 
 
 # --------------------------------------------------------------------------- backend
