@@ -21,6 +21,8 @@ def load(results_dir: Path) -> tuple[dict, dict]:
         if path.name.startswith("bench"):
             continue
         data = json.loads(path.read_text())
+        if not isinstance(data, dict) or "backend" not in data or "per_item" not in data and "sequences" not in data:
+            continue  # other benchmarks' JSON (soak, autosave, ablation, multi-object timings)
         dataset = path.stem.rsplit("_" + data["backend"], 1)[0]
         (clicks if "miou_at" in data else propagation)[dataset][data["backend"]] = data
     return clicks, propagation
