@@ -76,7 +76,7 @@ def test_segment_writes_only_prompted_frames(tmp_path):
         lambda d: ["propagate", str(d / "stack.tif"), "--prompts", str(d / "late.csv"), "--out", str(d / "o.tif")],
         lambda d: ["propagate", str(d / "broken.mp4"), "--prompts", str(d / "p.csv"), "--out", str(d / "o.tif")],
         lambda d: ["segment", str(d / "stack.tif"), "--prompts", str(d / "p.csv"), "--out", str(d / "o.tif"),
-                   "--backend", "ois"],
+                   "--backend", "ois", "--checkpoint", str(d / "missing.pt")],
     ],
 )
 def test_bad_input_exits_2_with_message_and_keeps_output(tmp_path, capsys, args_for):
