@@ -81,3 +81,14 @@ def fake_segmenter():
 @pytest.fixture
 def squares():
     return moving_squares()
+
+
+@pytest.fixture
+def torch_one_thread():
+    """One intra-op torch thread for tiny models: on 2 shared cores a second thread mostly waits."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

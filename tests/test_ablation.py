@@ -16,12 +16,7 @@ from napari_ois.evaluate.datasets import load_click_items
 from napari_ois.model import OISModel, preset_config, save_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture

@@ -16,12 +16,7 @@ from napari_ois.train.samples import TrainingSample
 from napari_ois.train.step import StepSettings, _BatchPrior, training_step
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _scene(shift: int = 0, size: tuple[int, int] = (72, 96)) -> tuple[np.ndarray, np.ndarray]:
