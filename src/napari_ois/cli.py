@@ -42,6 +42,8 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
                         help="index held on another leading axis of 4-D data, e.g. --hold 0:5 "
                              "with --axis 1 walks Z at time point 5")
     parser.add_argument("--settings", default=None, help="settings JSON (as exported by the widget)")
+    parser.add_argument("--disk-cache", default=None, metavar="DIR",
+                        help="keep encoded frames that leave memory in DIR instead of encoding them again")
 
 
 def _config(args: argparse.Namespace) -> AnnotationConfig:
@@ -49,6 +51,8 @@ def _config(args: argparse.Namespace) -> AnnotationConfig:
     config.backend, config.device, config.axis = args.backend, args.device, args.axis
     if args.checkpoint:
         config.checkpoint = args.checkpoint
+    if args.disk_cache:
+        config.disk_cache_dir = args.disk_cache
     return config.validate()
 
 

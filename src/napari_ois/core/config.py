@@ -28,6 +28,11 @@ class AnnotationConfig:
         Probability above which a pixel belongs to the object.
     cache_mb : int
         Memory budget of the per-frame embedding cache.
+    disk_cache_dir : str or None
+        Folder for the on-disk tier of the embedding cache (frames pushed out of memory
+        are kept there instead of being encoded again); None = memory only.
+    disk_cache_mb : int
+        Budget of the on-disk tier.
     undo_mb : float
         Memory budget of the undo/redo history (packed masks and probabilities); the
         oldest steps are forgotten beyond it (the latest step always stays undoable).
@@ -48,6 +53,8 @@ class AnnotationConfig:
     checkpoint: str | None = None
     threshold: float = 0.5
     cache_mb: int = 512
+    disk_cache_dir: str | None = None
+    disk_cache_mb: int = 4096
     undo_mb: float = 1024.0
     agree_iou: float = 0.95
     agree_frames: int = 3
@@ -60,8 +67,8 @@ class AnnotationConfig:
             raise InputError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if not 0.0 < self.threshold < 1.0:
             raise InputError(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.cache_mb < 1:
-            raise InputError("cache_mb must be >= 1")
+        if self.cache_mb < 1 or self.disk_cache_mb < 1:
+            raise InputError("cache_mb and disk_cache_mb must be >= 1")
         if not self.undo_mb > 0:
             raise InputError("undo_mb must be > 0")
         if self.agree_frames < 1:

@@ -134,6 +134,9 @@ class EmbeddingCache:
         ``load_frame(key) -> (Y, X, 3) float32`` image; called only on a miss.
     max_bytes : int
         Budget; the most recently used entry is always kept even if larger.
+    disk : DiskEmbeddingStore, optional
+        Second tier: entries pushed out of memory are written there and read back on
+        a later miss instead of encoding the frame again.
     """
 
     def __init__(
@@ -141,10 +144,12 @@ class EmbeddingCache:
         segmenter: Segmenter,
         load_frame: Callable[[Hashable], np.ndarray],
         max_bytes: int = 512 * 2**20,
+        disk=None,
     ):
         self.segmenter = segmenter
         self.load_frame = load_frame
         self.max_bytes = int(max_bytes)
+        self.disk = disk
         self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self.nbytes = 0
         self.encode_calls = 0
@@ -154,14 +159,18 @@ class EmbeddingCache:
         if key in self._entries:
             self._entries.move_to_end(key)
             return self._entries[key][0]
-        embedding = self.segmenter.encode(self.load_frame(key))
-        self.encode_calls += 1
+        embedding = self.disk.get(key) if self.disk is not None else None
+        if embedding is None:
+            embedding = self.segmenter.encode(self.load_frame(key))
+            self.encode_calls += 1
         size = embedding_nbytes(embedding)
         self._entries[key] = (embedding, size)
         self.nbytes += size
         while self.nbytes > self.max_bytes and len(self._entries) > 1:
-            _, (_, old_size) = self._entries.popitem(last=False)
+            old_key, (old, old_size) = self._entries.popitem(last=False)
             self.nbytes -= old_size
+            if self.disk is not None:
+                self.disk.put(old_key, old)
         return embedding
 
     def __contains__(self, key: Hashable) -> bool:
@@ -174,6 +183,8 @@ class EmbeddingCache:
         """Drop every cached embedding (e.g. after the backend or normalisation changed)."""
         self._entries.clear()
         self.nbytes = 0
+        if self.disk is not None:
+            self.disk.clear()
 
 
 BACKENDS = ("classical", "ois", "grabcut-cv")

@@ -19,6 +19,7 @@ import numpy as np
 
 from .clicks import Click, PromptStore, validate_click
 from .config import AnnotationConfig
+from .embedding_store import DiskEmbeddingStore
 from .errors import InputError
 from .frames import FrameStack
 from .multi_run import MultiObjectRuns
@@ -115,7 +116,10 @@ class AnnotationSession(MultiObjectRuns):
         # A cache can be shared by sessions over the same frames (e.g. the evaluation
         # segments many objects of one image): the image is then encoded once.
         if cache is None:
-            cache = EmbeddingCache(self.segmenter, frames.__getitem__, self.config.cache_mb * 2**20)
+            disk = None
+            if self.config.disk_cache_dir:
+                disk = DiskEmbeddingStore(self.config.disk_cache_dir, self.config.disk_cache_mb * 2**20)
+            cache = EmbeddingCache(self.segmenter, frames.__getitem__, self.config.cache_mb * 2**20, disk)
         self.cache = cache
         self.prompts = PromptStore()
         self.keyframes: dict[int, set[int]] = {}
