@@ -92,3 +92,14 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def notifications():
+    """The napari notifications shown while the test runs (napari imported only by GUI tests)."""
+    from napari.utils.notifications import notification_manager
+
+    received = []
+    notification_manager.notification_ready.connect(received.append)
+    yield received
+    notification_manager.notification_ready.disconnect(received.append)

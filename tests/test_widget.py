@@ -17,7 +17,6 @@ from conftest import BrightComponentSegmenter, moving_squares
 from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 from napari.utils.key_bindings import coerce_keybinding
-from napari.utils.notifications import notification_manager
 
 from napari_ois._widgets import AnnotateObjectsWidget
 from napari_ois.core.clicks import read_prompts
@@ -44,14 +43,6 @@ class GatedSegmenter(BrightComponentSegmenter):
         if reference is not None:
             assert self.gate.acquire(timeout=10), "test never released the gate"
         return super().predict(embedding, clicks, prev_prob, reference)
-
-
-@pytest.fixture
-def notifications():
-    received = []
-    notification_manager.notification_ready.connect(received.append)
-    yield received
-    notification_manager.notification_ready.disconnect(received.append)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import tifffile
 from conftest import BrightComponentSegmenter, moving_squares
-from napari.utils.notifications import notification_manager
 
 from napari_ois._widgets import AnnotateObjectsWidget
 from napari_ois.core.autosave import read_autosave, replay_autosave
@@ -27,14 +26,6 @@ from napari_ois.core.autosave import read_autosave, replay_autosave
 pytestmark = pytest.mark.gui
 
 TIMEOUT_MS = 10_000
-
-
-@pytest.fixture
-def notifications():
-    received = []
-    notification_manager.notification_ready.connect(received.append)
-    yield received
-    notification_manager.notification_ready.disconnect(received.append)
 
 
 def open_in_napari(make_napari_viewer, path=None, data=None):
