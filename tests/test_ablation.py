@@ -10,7 +10,7 @@ from skimage.io import imsave
 from napari_ois.cli import main
 from napari_ois.core.classical.segmenter import ClassicalSegmenter
 from napari_ois.core.errors import InputError
-from napari_ois.evaluate.ablation import VARIANTS, ablated, run_ablation
+from napari_ois.evaluate.ablation import VARIANTS, ablated, ablated_segmenter, run_ablation
 from napari_ois.evaluate.click_eval import evaluate_clicks, summarize
 from napari_ois.evaluate.datasets import load_click_items
 from napari_ois.model import OISModel, preset_config, save_checkpoint
@@ -54,6 +54,7 @@ def test_each_variant_removes_only_its_component(prior_checkpoint):
             assert getattr(out.config, key) == value and getattr(model.config, key) != value
     with pytest.raises(InputError):
         ablated(model, "no such thing")
+    assert not ablated_segmenter(model, "no zoom").zoom.enabled and ablated_segmenter(model, "full").zoom.enabled
 
 
 def test_untrained_prior_model_scores_like_classical_and_every_row_is_reported(prior_checkpoint, folder_dataset,

@@ -112,3 +112,27 @@ def test_prior_settings_survive_a_checkpoint(tmp_path):
 def test_prior_logit_is_finite_at_zero_and_one():
     values = prior_logit(torch.tensor([0.0, 0.5, 1.0]))
     assert torch.isfinite(values).all() and values[1] == 0 and torch.isclose(values[0], -values[2])
+
+
+def test_rollout_reference_is_the_models_own_backward_propagation():
+    from napari_ois.train.samples import stack_samples
+    from napari_ois.train.step import _images, _valid_hw, rollout_references
+
+    model = _prior_model().eval()  # untrained: reproduces the classical backend
+    image, mask = _scene(size=(64, 64))
+    ref_image, ref_truth = _scene(shift=6, size=(64, 64))
+    wrong = np.zeros_like(mask)
+    wrong[2:8, 2:8] = True  # a degraded reference that has nothing to do with the object
+    pair = TrainingSample(image, mask, np.zeros_like(mask), ref_image=ref_image, ref_mask=wrong, kind="coco-pair")
+    batch = stack_samples([pair, pair])
+    valid_hw = _valid_hw(batch["ignore"])
+    with torch.no_grad():
+        cache = model.encode(_images(batch, "image", "cpu"), valid_hw)
+        ref_cache = model.encode(_images(batch, "ref_image", "cpu"), valid_hw)
+    rollout_references(model, batch, cache, ref_cache, valid_hw, np.array([True, False]), "cpu")
+    rolled = batch["ref_mask"][0]
+    iou = (rolled & ref_truth).sum() / (rolled | ref_truth).sum()
+    # Propagated from the current frame's true mask, the reference now follows the
+    # moved object on the reference frame; the pair not chosen keeps its mask.
+    assert iou > 0.8
+    assert np.array_equal(batch["ref_mask"][1], wrong)

@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weights", default=None, help="source weights, e.g. synthetic=0.3,microscopy=0.15,coco=0.4,ctc=0.15")
     train.add_argument("--init-checkpoint", default=None, help="fine-tune from this checkpoint")
     train.add_argument("--device", default="cpu", choices=DEVICES)
+    train.add_argument("--rollout-reference-prob", type=float, default=0.0,
+                       help="pair samples whose reference is the model's own mask on the reference frame "
+                            "(trains propagation against its own errors)")
 
     replay = sub.add_parser("replay", help="re-execute an autosaved session headlessly and compare its labels")
     replay.add_argument("session", help="autosave folder (DATA.ois), or the annotated data next to it")
@@ -258,6 +261,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
 
 def run_train_command(args: argparse.Namespace) -> int:
     """``train``: run (or resume) a training run in ``--out``."""
+    from .train.step import StepSettings
     from .train.trainer import TrainConfig, Trainer
 
     weights = None
@@ -269,7 +273,8 @@ def run_train_command(args: argparse.Namespace) -> int:
     cfg = TrainConfig(preset=args.preset, image_size=args.image_size, batch_size=args.batch_size, steps=args.steps,
                       lr=args.lr, seed=args.seed, threads=args.threads, validate_every=args.validate_every,
                       data_root=args.data_root, objects_root=args.objects, weights=weights,
-                      init_checkpoint=args.init_checkpoint, device=args.device)
+                      init_checkpoint=args.init_checkpoint, device=args.device,
+                      step=StepSettings(rollout_reference_prob=args.rollout_reference_prob))
     trainer = Trainer(cfg, args.out)
     trainer.run(max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     print(f"train: step {trainer.step}/{cfg.steps}, {trainer.wall_time / 60:.1f} min trained, "

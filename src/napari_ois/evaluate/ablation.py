@@ -2,8 +2,8 @@
 
 Each variant is the *same* trained network with one component removed at inference
 (no retraining, which two CPU cores cannot afford per switch): order maps, the
-object-aware mask, click tokens, the dense prompt, the reference prompt or the
-classical prior. It measures how much the trained model leans on each component,
+object-aware mask, click tokens, the dense prompt, the reference prompt, the
+classical prior, or the zoom-in around the object. It measures how much the trained model leans on each component,
 not what a model trained without it would reach; the report says so.
 """
 
@@ -18,6 +18,7 @@ from ..core.errors import InputError
 from ..model.checkpoint import load_model
 from ..model.network import OISModel
 from ..model.segmenter import OISSegmenter
+from ..model.zoom import ZoomSettings
 from .click_eval import evaluate_clicks, summarize
 from .datasets import load_click_items, load_sequences
 from .propagation_eval import evaluate_sequence, summarize_sequences
@@ -31,6 +32,7 @@ VARIANTS: dict[str, tuple[dict, tuple[str, ...]]] = {
     "no dense": ({"use_dense": False}, ("dense_encoder",)),
     "no reference": ({"use_reference": False}, ("reference_encoder",)),
     "no prior": ({"use_prior": False}, ("prior_fusion",)),
+    "no zoom": ({}, ()),  # an inference setting, not a network part: see ablated_segmenter
 }
 
 
@@ -53,6 +55,12 @@ def ablated(model: OISModel, variant: str) -> OISModel:
     return out.eval()
 
 
+def ablated_segmenter(model: OISModel, variant: str) -> OISSegmenter:
+    """The backend for ``variant``: the ablated network, with zoom-in unless ``no zoom``."""
+    zoom = ZoomSettings(enabled=False) if variant == "no zoom" else None
+    return OISSegmenter(ablated(model, variant), "cpu", zoom)
+
+
 def run_ablation(checkpoint: str | None, click_root: str, click_format: str, limit: int | None, clicks: int,
                  propagation_root: str | None = None, propagation_format: str = "davis",
                  sequences: list[str] | None = None, variants: list[str] | None = None,
@@ -70,7 +78,7 @@ def run_ablation(checkpoint: str | None, click_root: str, click_format: str, lim
     seqs = load_sequences(propagation_root, propagation_format, sequences) if propagation_root else []
     rows = {}
     for variant in variants or list(VARIANTS):
-        segmenter = OISSegmenter(ablated(base, variant), "cpu")
+        segmenter = ablated_segmenter(base, variant)
         summary = summarize(evaluate_clicks(segmenter, items, clicks), clicks)
         row = {"miou_at_1": summary["miou_at"][0], "miou_at_5": summary["miou_at"][min(4, clicks - 1)],
                "noc_85": summary["noc"]["85"], "noc_90": summary["noc"]["90"], "spc_s": summary["spc_s"]}
@@ -99,4 +107,4 @@ def markdown_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["VARIANTS", "ablated", "run_ablation", "markdown_table"]
+__all__ = ["VARIANTS", "ablated", "ablated_segmenter", "run_ablation", "markdown_table"]

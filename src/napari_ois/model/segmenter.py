@@ -8,7 +8,7 @@ path. Probabilities come back at the full frame resolution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -25,6 +25,7 @@ from .prior import ClassicalPrior, prior_logit
 from .prompts import PromptBatch
 from .reference import ReferencePrompt
 from .runtime import autocast_for, resolve_device
+from .zoom import Box, ZoomSettings, object_box, reusable_crop, zoom_box
 
 
 @dataclass
@@ -39,18 +40,27 @@ class OISEmbedding:
         How the frame maps into the model input.
     prior : object or None
         The classical backend's embedding of the frame (models with ``use_prior``).
+    image : np.ndarray or None
+        (Y, X, 3) uint8 frame, kept to encode crops for zoom-in (None: zoom off).
+    crops : dict
+        Box (y0, y1, x0, x1) -> (EncoderCache, Geometry) of the crops encoded so far,
+        oldest first.
     """
 
     cache: EncoderCache
     geometry: Geometry
     prior: object | None = None
+    image: np.ndarray | None = None
+    crops: dict = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the cached tensors (and the classical prior's arrays)."""
-        extra = 0
+        """Bytes held by the cached tensors, crops, frame and classical prior arrays."""
+        extra = sum(crop.nbytes for crop, _ in self.crops.values())
+        if self.image is not None:
+            extra += self.image.nbytes
         if self.prior is not None:
-            extra = sum(v.nbytes for v in vars(self.prior).values() if isinstance(v, np.ndarray))
+            extra += sum(v.nbytes for v in vars(self.prior).values() if isinstance(v, np.ndarray))
         return self.cache.nbytes + extra
 
 
@@ -92,11 +102,13 @@ class OISSegmenter:
         Network (e.g. from :func:`~napari_ois.model.checkpoint.load_model`).
     device : str
         ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda`` or ``mps``.
+    zoom : ZoomSettings, optional
+        Zoom-in around the object (:mod:`napari_ois.model.zoom`); on by default.
     """
 
     name = "ois"
 
-    def __init__(self, model: OISModel, device: str = "auto"):
+    def __init__(self, model: OISModel, device: str = "auto", zoom: ZoomSettings | None = None):
         self.device = resolve_device(device)
         # Channels-last suits the convolutions of encoder and decoder on CPU and GPU alike.
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
@@ -104,6 +116,7 @@ class OISSegmenter:
         self.metadata = dict(getattr(model, "metadata", {}) or {})
         self.checkpoint = getattr(model, "checkpoint_path", None)
         self.prior = ClassicalPrior(self.config.prior_work_size) if self.config.use_prior else None
+        self.zoom = zoom if zoom is not None else ZoomSettings()
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | None = None, device: str = "auto") -> "OISSegmenter":
@@ -130,7 +143,13 @@ class OISSegmenter:
             tensor = tensor.to(self.device).contiguous(memory_format=torch.channels_last)
             cache = self.model.encode(tensor, valid_hw.to(self.device), user_depth)
         prior = self.prior.encode(image) if self.prior is not None else None
-        return OISEmbedding(cache, geometry, prior)
+        kept = None
+        if self.zoom.enabled:
+            rgb = np.asarray(image, dtype=np.float32)
+            rgb = np.repeat(rgb[..., None], 3, axis=-1) if rgb.ndim == 2 else rgb[..., :3]
+            # 8 bits are what frames are shown with; a quarter of the float32 bytes.
+            kept = (np.clip(np.nan_to_num(rgb), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        return OISEmbedding(cache, geometry, prior, kept)
 
     # ----------------------------------------------------------------- predict
     def predict(
@@ -153,30 +172,96 @@ class OISSegmenter:
         if not any(c.positive for c in clicks) and ref_prompt is None and not has_prev:
             # Nothing says where the object is: an empty mask, and no confidence in it.
             return Prediction(np.zeros(geometry.orig_hw, np.float32), 0.0)
-        points = [geometry.to_model(c.y, c.x) + (bool(c.positive),) for c in clicks]
-        prev = preprocess_map(prev_prob, geometry).to(self.device) if prev_prob is not None else None
-        prompts = PromptBatch.from_clicks([points], prev_prob=prev, device=self.device)
-        prior_full = None
-        if self.prior is not None:
-            prior_full = self._prior(embedding, clicks, prev_prob, reference)
-            prompts.prior = preprocess_map(prior_full, geometry).to(self.device)
-        with torch.inference_mode(), autocast_for(self.device):
-            logits = self.model.forward_prompt(embedding.cache, prompts, ref_prompt, add_prior=False)
-        rh, rw = geometry.resized_hw
-        logits = logits.float()
-        if prior_full is not None:
-            score_logits = logits + self.model.prior_fusion.gain.detach().float() * prior_logit(prompts.prior)
+        prior_full = self._prior(embedding, clicks, prev_prob, reference) if self.prior is not None else None
+        whole = self._predict_in(embedding.cache, geometry, None, clicks, prev_prob, prior_full, ref_prompt)
+        crop = self._zoom_crop(embedding, clicks, prev_prob, reference, prior_full)
+        if crop is None:
+            full_logits, score = whole
         else:
-            score_logits = logits
-        score = boundary_confidence(torch.sigmoid(score_logits[:, :, :rh, :rw]))
-        full = F.interpolate(logits[:, :, :rh, :rw], size=geometry.orig_hw, mode="bilinear", align_corners=False)
+            box, crop_cache, crop_geometry = crop
+            ref_prompt = self._reference(embedding, reference, crop_cache)
+            full_logits, _ = whole
+            crop_logits, score = self._predict_in(crop_cache, crop_geometry, box, clicks, prev_prob, prior_full,
+                                                  ref_prompt)
+            y0, y1, x0, x1 = box
+            # The crop covers the object with margin: its sharper residual replaces the
+            # whole-frame one there; outside, the whole-frame residual still removes
+            # the prior's false positives far from the object.
+            full_logits = full_logits.clone()
+            full_logits[..., y0:y1, x0:x1] = crop_logits
         if prior_full is not None:
             # The prior's logit joins at full resolution: the residual is coarse (model
             # pixels) but the classical boundary keeps its own detail.
             gain = self.model.prior_fusion.gain.detach().float()
-            full = full + gain * prior_logit(torch.from_numpy(prior_full)[None, None].to(full.device))
-        prob = torch.sigmoid(full)[0, 0].cpu().numpy().astype(np.float32, copy=False)
+            full_logits = full_logits + gain * prior_logit(torch.from_numpy(prior_full)[None, None].to(full_logits.device))
+        prob = torch.sigmoid(full_logits)[0, 0].cpu().numpy().astype(np.float32, copy=False)
         return Prediction(prob, score)
+
+    def _predict_in(self, cache: EncoderCache, geometry: Geometry, box: Box | None, clicks: Sequence[Click],
+                    prev_prob: np.ndarray | None, prior_full: np.ndarray | None,
+                    ref_prompt: ReferencePrompt | None) -> tuple[torch.Tensor, float]:
+        """Residual logits of one encoded view (the whole frame, or the crop ``box``).
+
+        Returns
+        -------
+        torch.Tensor
+            (1, 1, y, x) logits at the view's frame resolution, without the prior.
+        float
+            The view's boundary-confidence score (prior included).
+        """
+        y0, x0 = (box[0], box[2]) if box is not None else (0, 0)
+        crop = (slice(box[0], box[1]), slice(box[2], box[3])) if box is not None else (slice(None), slice(None))
+        points = [geometry.to_model(c.y - y0, c.x - x0) + (bool(c.positive),) for c in clicks
+                  if box is None or (box[0] <= c.y < box[1] and box[2] <= c.x < box[3])]
+        prev = preprocess_map(prev_prob[crop], geometry).to(self.device) if prev_prob is not None else None
+        prompts = PromptBatch.from_clicks([points], prev_prob=prev, device=self.device)
+        if prior_full is not None:
+            prompts.prior = preprocess_map(prior_full[crop], geometry).to(self.device)
+        with torch.inference_mode(), autocast_for(self.device):
+            logits = self.model.forward_prompt(cache, prompts, ref_prompt, add_prior=False)
+        rh, rw = geometry.resized_hw
+        logits = logits.float()[:, :, :rh, :rw]
+        score_logits = logits
+        if prior_full is not None:
+            gain = self.model.prior_fusion.gain.detach().float()
+            score_logits = logits + gain * prior_logit(prompts.prior[:, :, :rh, :rw])
+        score = boundary_confidence(torch.sigmoid(score_logits))
+        full = F.interpolate(logits, size=geometry.orig_hw, mode="bilinear", align_corners=False)
+        return full, score
+
+    def _zoom_crop(self, embedding: OISEmbedding, clicks: Sequence[Click], prev_prob: np.ndarray | None,
+                   reference: Reference | None, prior_full: np.ndarray | None
+                   ) -> tuple[Box, EncoderCache, Geometry] | None:
+        """The encoded crop around the object, or None when the whole frame is as good.
+
+        The object's extent is the union of the positive clicks, the previous mask,
+        the reference mask (same object one frame away) and the prior's mask.
+        """
+        if not self.zoom.enabled or embedding.image is None or not (clicks or self.zoom.without_clicks):
+            return None
+        ref_mask = None
+        if reference is not None and np.shape(reference.mask) == embedding.geometry.orig_hw:
+            ref_mask = reference.mask
+        needed = object_box([prev_prob, ref_mask, prior_full], [(c.y, c.x) for c in clicks if c.positive])
+        ideal = zoom_box(needed, embedding.geometry.orig_hw, self.zoom)
+        if ideal is None:
+            return None
+        box = reusable_crop(list(embedding.crops), needed, ideal, self.zoom) or ideal
+        if box not in embedding.crops:
+            y0, y1, x0, x1 = box
+            pixels = embedding.image[y0:y1, x0:x1].astype(np.float32) / 255.0
+            tensor, geometry = preprocess_image(pixels, self.config.image_size)
+            valid_hw = torch.tensor([geometry.resized_hw], dtype=torch.long)
+            with torch.inference_mode(), autocast_for(self.device):
+                tensor = tensor.to(self.device).contiguous(memory_format=torch.channels_last)
+                cache = self.model.encode(tensor, valid_hw.to(self.device))
+            embedding.crops[box] = (cache, geometry)
+            while len(embedding.crops) > self.zoom.keep_crops:
+                embedding.crops.pop(next(iter(embedding.crops)))
+        else:
+            embedding.crops[box] = embedding.crops.pop(box)  # now the newest
+        cache, geometry = embedding.crops[box]
+        return box, cache, geometry
 
     def _prior(self, embedding: OISEmbedding, clicks: Sequence[Click], prev_prob: np.ndarray | None,
                reference: Reference | None) -> np.ndarray:
@@ -187,19 +272,34 @@ class OISSegmenter:
             ref = Reference(reference.embedding.prior, reference.mask)
         return self.prior.predict(embedding.prior, clicks, prev_prob, ref)
 
-    def _reference(self, embedding: OISEmbedding, reference: Reference | None) -> ReferencePrompt | None:
-        """The reference frame as a model prompt, when this model uses one and it fits."""
+    def _reference(self, embedding: OISEmbedding, reference: Reference | None,
+                   crop_cache: EncoderCache | None = None) -> ReferencePrompt | None:
+        """The reference frame as a model prompt, when this model uses one and it fits.
+
+        With zoom-in (``crop_cache`` given) a crop of the reference frame that holds
+        at least 90 % of the reference mask is used when there is one (the newest
+        such): its prototypes then come from features at the same scale as the
+        current crop's. Other objects' crops of the same frame do not qualify, as
+        they do not hold this mask.
+        """
         if reference is None or not self.config.use_reference:
             return None
         ref_embedding = reference.embedding
         if not isinstance(ref_embedding, OISEmbedding):
             return None  # encoded by another backend: its features mean nothing here
-        tokens = ref_embedding.cache.tokens
-        if tokens.shape != embedding.cache.tokens.shape:
+        mask = np.asarray(reference.mask, dtype=np.float32)
+        tokens, geometry = ref_embedding.cache.tokens, ref_embedding.geometry
+        total = float(mask.sum()) if crop_cache is not None else 0.0
+        for box, (ref_crop, ref_geometry) in reversed(list(ref_embedding.crops.items()) if total else []):
+            inside = mask[box[0]:box[1], box[2]:box[3]]
+            if inside.sum() >= 0.9 * total:
+                tokens, geometry, mask = ref_crop.tokens, ref_geometry, inside
+                break
+        target = crop_cache if crop_cache is not None else embedding.cache
+        if tokens.shape != target.tokens.shape:
             return None
-        mask = preprocess_map(np.asarray(reference.mask, dtype=np.float32), ref_embedding.geometry)
-        mask = area_resize(mask.to(self.device), tuple(tokens.shape[-2:]))
-        return ReferencePrompt(tokens, mask)
+        cells = area_resize(preprocess_map(mask, geometry).to(self.device), tuple(tokens.shape[-2:]))
+        return ReferencePrompt(tokens, cells)
 
     def frame_depth(self, embedding: OISEmbedding) -> np.ndarray | None:
         """The depth head's map of an encoded frame, at frame resolution (larger = closer).

@@ -41,12 +41,16 @@ class StepSettings:
         Weight of the scale-and-shift-invariant depth loss.
     zero_click_prob : float
         Pair samples trained with no click at all (pure propagation).
+    rollout_reference_prob : float
+        Pair samples whose reference mask is replaced by the model's own prediction on
+        the reference frame (see :func:`rollout_references`).
     """
 
     max_iter_clicks: int = 3
     prev_from_reference_prob: float = 0.5
     depth_loss_weight: float = 0.5
     zero_click_prob: float = 0.25
+    rollout_reference_prob: float = 0.0
 
 
 def _images(batch: dict, key: str, device) -> torch.Tensor:
@@ -73,14 +77,17 @@ class _BatchPrior:
     a whole frame, with the same clicks, previous probability and reference.
     """
 
-    def __init__(self, prior: ClassicalPrior, batch: dict, valid_hw: torch.Tensor):
+    def __init__(self, prior: ClassicalPrior, batch: dict, valid_hw: torch.Tensor, only: np.ndarray | None = None):
         self.prior, self.size = prior, batch["mask"].shape[-1]
         self.extents = [tuple(int(v) for v in hw) for hw in valid_hw.tolist()]
-        self.embeddings = [prior.encode(img[:h, :w]) for img, (h, w) in zip(batch["image"], self.extents)]
+        # ``only``: samples to compute (the others stay zero), to spare the encoding.
+        self.only = np.ones(len(self.extents), bool) if only is None else np.asarray(only, bool)
+        self.embeddings = [prior.encode(img[:h, :w]) if keep else None
+                           for img, (h, w), keep in zip(batch["image"], self.extents, self.only)]
         self.references: list[Reference | None] = []
         for i, (h, w) in enumerate(self.extents):
             ref = None
-            if batch["has_ref"][i] and batch["ref_mask"][i][:h, :w].any():
+            if self.only[i] and batch["has_ref"][i] and batch["ref_mask"][i][:h, :w].any():
                 ref = Reference(prior.encode(batch["ref_image"][i][:h, :w]), batch["ref_mask"][i][:h, :w])
             self.references.append(ref)
 
@@ -89,6 +96,8 @@ class _BatchPrior:
         out = np.zeros((len(clicks), 1, self.size, self.size), np.float32)
         prev_np = prev[:, 0].detach().cpu().numpy()
         for i, (h, w) in enumerate(self.extents):
+            if not self.only[i]:
+                continue
             points = [(float(y), float(x), bool(p)) for y, x, p in clicks[i] if y < h and x < w]
             previous = prev_np[i, :h, :w] if bool(has_prev[i]) else None
             out[i, 0, :h, :w] = self.prior.predict_points(self.embeddings[i], points, previous, self.references[i])
@@ -96,6 +105,50 @@ class _BatchPrior:
 
 
 _PRIORS: dict[int, ClassicalPrior] = {}
+
+
+def rollout_references(model: OISModel, batch: dict, cache, ref_cache, valid_hw: torch.Tensor,
+                       chosen: np.ndarray, device) -> None:
+    """Replace the reference masks of the ``chosen`` pairs by the model's own propagation.
+
+    At inference the reference of frame t is the model's mask on frame t-1, with its
+    systematic errors (e.g. a band too wide); a model trained only on ground truth
+    degraded at random never learns to undo them, and they compound frame after
+    frame. Here the model first propagates backwards, exactly as one propagation step
+    does: it segments the reference frame given the current frame's true mask as
+    reference and previous mask, with no click. That mask, errors included, becomes
+    the pair's reference (and previous) mask, so the trained step is the second of a
+    two-step chain. No gradient flows through the roll-out.
+
+    Parameters
+    ----------
+    batch : dict
+        From :func:`stack_samples`; ``ref_mask`` (B, S, S) is updated in place.
+    cache, ref_cache : EncoderCache
+        The encoded current and reference frames (batch B).
+    chosen : np.ndarray
+        (B,) bool, pairs to roll out.
+    """
+    if not chosen.any():
+        return
+    b = len(chosen)
+    truth = torch.from_numpy(batch["mask"]).float()[:, None].to(device)
+    has_prev = torch.from_numpy(chosen).to(device)
+    prompts = PromptBatch.from_clicks([[] for _ in range(b)], truth, device)
+    prompts.has_prev = has_prev
+    with torch.no_grad():
+        backwards = ReferencePrompt(cache.tokens.detach(), area_resize(truth, cache.tokens.shape[-2:]), has_prev)
+        if model.prior_fusion is not None:
+            swapped = {"image": batch["ref_image"], "mask": batch["mask"], "ref_image": batch["image"],
+                       "ref_mask": batch["mask"], "has_ref": chosen}
+            prior = _BatchPrior(_classical_prior(model.config.prior_work_size), swapped, valid_hw, only=chosen)
+            prompts.prior = prior([np.zeros((0, 3), np.int64)] * b, truth, has_prev)
+        prob = torch.sigmoid(model.forward_prompt(ref_cache, prompts, backwards).float())[:, 0].cpu().numpy()
+    valid = ~batch["ignore"]
+    for i in np.flatnonzero(chosen):
+        rolled = (prob[i] > 0.5) & valid[i]
+        if rolled.any():  # a lost object keeps its degraded reference
+            batch["ref_mask"][i] = rolled
 
 
 def _classical_prior(work_size: int) -> ClassicalPrior:
@@ -131,6 +184,9 @@ def training_step(
     if model.reference_encoder is not None and bool(has_ref.any()):
         with torch.no_grad():
             ref_cache = model.encode(_images(batch, "ref_image", device), valid_hw)
+        if settings.rollout_reference_prob > 0:  # no draw when off: older runs replay unchanged
+            rollout = batch["has_ref"] & (rng.random(b) < settings.rollout_reference_prob)
+            rollout_references(model, batch, cache, ref_cache, valid_hw, rollout, device)
         ref_mask = torch.from_numpy(batch["ref_mask"]).float()[:, None].to(device)
         reference = ReferencePrompt(ref_cache.tokens, area_resize(ref_mask, ref_cache.tokens.shape[-2:]),
                                     has_ref.to(device))

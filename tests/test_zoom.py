@@ -1,0 +1,93 @@
+"""Zoom-in: crop choice, crop reuse across clicks, and pasting back into the frame."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_ois.core.classical import ClassicalSegmenter
+from napari_ois.core.clicks import Click
+from napari_ois.core.segmenter import Reference
+from napari_ois.model.config import preset_config
+from napari_ois.model.network import OISModel
+from napari_ois.model.segmenter import OISSegmenter
+from napari_ois.model.zoom import ZoomSettings, box_iou, object_box, reusable_crop, zoom_box
+
+
+def test_object_box_unites_masks_and_points():
+    mask = np.zeros((50, 60), bool)
+    mask[10:20, 30:35] = True
+    assert object_box([None, mask], [(40.2, 5.7)]) == (10, 41, 5, 35)
+    assert object_box([None, np.zeros((50, 60))], []) is None
+
+
+def test_zoom_box_expands_keeps_a_minimum_and_stays_inside():
+    settings = ZoomSettings(expand=2.0, min_side=32, max_fraction=0.5)
+    assert zoom_box((40, 60, 40, 50), (200, 300), settings) == (30, 70, 29, 61)  # 2x20 rows, 32-px minimum
+    y0, y1, x0, x1 = zoom_box((0, 10, 290, 300), (200, 300), settings)
+    assert (y0, x1) == (0, 300) and (y1 - y0, x1 - x0) == (32, 32)  # shifted inside the frame
+    assert zoom_box((0, 150, 0, 200), (200, 300), settings) is None  # too big: whole frame
+    assert zoom_box((40, 60, 40, 50), (200, 300), ZoomSettings(enabled=False)) is None
+
+
+def test_a_cached_crop_is_reused_only_while_it_fits():
+    settings = ZoomSettings(keep_iou=0.5)
+    cached = [(0, 100, 0, 100)]
+    assert reusable_crop(cached, (40, 60, 40, 60), (20, 100, 20, 100), settings) == (0, 100, 0, 100)
+    assert reusable_crop(cached, (40, 60, 40, 60), (30, 90, 30, 90), settings) is None  # IoU 0.36: too loose
+    assert reusable_crop(cached, (40, 110, 40, 60), (30, 120, 30, 90), settings) is None  # object leaves it
+    assert box_iou((0, 100, 0, 100), (100, 200, 0, 100)) == 0.0
+
+
+def _scene():
+    """A 240 x 320 frame with a 24 x 30 bright square: small at the model's 64 px."""
+    rng = np.random.default_rng(5)
+    image = 0.2 + 0.1 * rng.random((240, 320, 3), dtype=np.float32)
+    mask = np.zeros((240, 320), bool)
+    mask[100:124, 150:180] = True
+    image[mask] = 0.8
+    return image, mask
+
+
+@pytest.fixture
+def untrained():
+    torch.manual_seed(0)
+    return OISModel(preset_config("test", use_prior=True, order_dropout=0.0)).eval()
+
+
+def test_clicks_zoom_in_and_reuse_the_crop(untrained, monkeypatch):
+    segmenter = OISSegmenter(untrained, "cpu")
+    image, mask = _scene()
+    embedding = segmenter.encode(image)
+    encodes = []
+    original = untrained.encode
+    monkeypatch.setattr(untrained, "encode", lambda *a, **k: encodes.append(1) or original(*a, **k))
+    first = segmenter.predict(embedding, [Click(1, 0, 110, 165, True)])
+    second = segmenter.predict(embedding, [Click(1, 0, 110, 165, True), Click(1, 0, 60, 60, False)])
+    assert first.prob.shape == mask.shape and second.prob.shape == mask.shape
+    assert len(embedding.crops) == 1 and len(encodes) == 1  # the second click reused the crop
+    (y0, y1, x0, x1), = embedding.crops
+    assert y0 <= 100 and 124 <= y1 and x0 <= 150 and 180 <= x1 and (y1 - y0) * (x1 - x0) < 0.5 * 240 * 320
+
+
+def test_untrained_zoomed_prediction_is_still_the_classical_one(untrained):
+    # The residual head starts at zero, so pasting the crop must leave the prior intact.
+    segmenter = OISSegmenter(untrained, "cpu")
+    classical = ClassicalSegmenter(work_size=segmenter.config.prior_work_size)
+    image, mask = _scene()
+    clicks = [Click(1, 0, 110, 165, True)]
+    ours = segmenter.predict(segmenter.encode(image), clicks)
+    theirs = classical.predict(classical.encode(image), clicks)
+    assert np.abs(ours.prob - theirs.prob).max() < 1e-3
+
+
+def test_no_zoom_for_pure_propagation_or_when_off(untrained):
+    image, mask = _scene()
+    segmenter = OISSegmenter(untrained, "cpu")
+    previous = segmenter.encode(image)
+    embedding = segmenter.encode(image)
+    segmenter.predict(embedding, [], prev_prob=mask.astype(np.float32), reference=Reference(previous, mask))
+    assert not embedding.crops
+    off = OISSegmenter(untrained, "cpu", ZoomSettings(enabled=False))
+    embedding = off.encode(image)
+    off.predict(embedding, [Click(1, 0, 110, 165, True)])
+    assert not embedding.crops and embedding.image is None
