@@ -23,12 +23,13 @@ from napari_ois.core.autosave import (
     restore_history,
     set_aside,
 )
-from napari_ois.core.autosave.mirror import planes_touched
-from napari_ois.core.autosave.store import plane_checksum
+from napari_ois.core.autosave.mirror import LabelsZarr, planes_touched
+from napari_ois.core.autosave.store import LABELS_NAME, plane_checksum
 from napari_ois.core.errors import OISError
 from napari_ois.core.session import AnnotationSession
 
 from . import _layers
+from ._storage import remove_stale_embeddings
 
 
 def image_source_path(layer) -> str | None:
@@ -148,14 +149,21 @@ class AutosaveMixin:
     # ------------------------------------------------------------ restore
     def _restore_autosave(self, folder: Path) -> None:
         """Bring back an autosave: labels, sessions (clicks, keyframes, scores, undo), settings."""
+        store = None
         try:
             contents = read_autosave(folder)
             if contents.labels_shape != tuple(self.labels_layer.data.shape):
                 raise OISError(f"it holds labels of shape {contents.labels_shape}, the image needs "
                                f"{tuple(self.labels_layer.data.shape)}")
-            labels = contents.read_labels()
+            saved = LabelsZarr(folder / LABELS_NAME)
             store = AutosaveStore.resume(folder)
-        except OISError as exc:
+            # Plane by plane into the layer (numpy or zarr): long labels are never held twice.
+            self._fill_labels(saved.read_plane)
+        except Exception as exc:  # OISError, or a damaged chunk of the saved labels
+            # Planes copied before a damaged one hold the autosave's labels; they become the
+            # start of the new autosave, and the damaged one is kept whole as .previous.
+            if store is not None:
+                store.close()  # its journal is set aside below
             self._error(f"the autosave in {folder} could not be restored ({exc}); it is set aside "
                         f"as {folder.name}.previous and a new one starts", warning=True)
             self._start_autosave(folder, replace=True)
@@ -163,7 +171,7 @@ class AutosaveMixin:
         live = [contents.sessions[n] for n in contents.live]
         if live:
             self._apply_recorded_settings(live[-1].config)
-        self.labels_layer.data[...] = labels
+        remove_stale_embeddings(folder)
         self._use_store(store)
         self._restoring = True
         try:
@@ -213,12 +221,13 @@ class AutosaveMixin:
             return
         folder = self._autosave.folder
         self._close_autosave()
+        self._close_disk_caches()  # their files may be in the folder set aside: not kept with it
         try:
             previous = set_aside(folder)
         except OSError as exc:
             self._error(f"could not set the autosave aside: {exc}")
             return
-        self.labels_layer.data[...] = 0
+        self._fill_labels(None)
         self._sessions.clear()
         self._rebuild()
         self._set_status(f"Started fresh; the previous autosave is kept as {previous}.")
@@ -231,17 +240,26 @@ class AutosaveMixin:
         else:
             folder = self.autosave_folder()
             if folder is not None and self.labels_layer is not None:
+                # The embedding files may sit in the folder about to be set aside: move them.
+                self._close_disk_caches()
                 # The labels may have changed while autosave was off: start from them.
                 self._start_autosave(folder, replace=True)
                 for session in self._sessions.values():
                     self._autosave_session(session)
+                self._open_disk_caches()
         self._show_autosave_state()
 
     # ----------------------------------------------------- manual edits
     def _on_paint(self, event) -> None:
         """A manual edit of the objects layer: journal the planes it touched (on the next tick,
         since napari emits ``paint`` before it writes the data)."""
-        if self._autosave is None or self.labels_layer is None:
+        if self.labels_layer is None:
+            return
+        # On-disk labels are never scanned for ids: remember the one the brush uses,
+        # so that "New object" cannot hand it out again.
+        for session in self._sessions.values():
+            session.note_object_id(int(self.labels_layer.selected_label))
+        if self._autosave is None:
             return
         leading = tuple(self.labels_layer.data.shape[:-2])
         keys = set()

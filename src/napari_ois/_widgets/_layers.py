@@ -10,12 +10,15 @@ prompts CSV written from the session names the very pixels the user clicked.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
 from napari_ois.core.clicks import Click
 from napari_ois.core.errors import InputError
+
+from . import _disk_labels
 
 if TYPE_CHECKING:
     import napari
@@ -69,9 +72,31 @@ def _same_geometry(layer, image: "Image") -> bool:
     return np.allclose(layer.scale, image.scale) and np.allclose(layer.translate, image.translate)
 
 
-def ensure_objects_layer(viewer: "napari.Viewer", image: "Image") -> "Labels":
+def ensure_objects_layer(
+    viewer: "napari.Viewer",
+    image: "Image",
+    on_disk_above_mb: float | None = None,
+    scratch_dir: str | Path | None = None,
+) -> "Labels":
     """The ``objects`` Labels layer for ``image``: reused when its shape matches (so labels
-    made before survive a rebuild of the session), else a new uint32 layer of zeros."""
+    made before survive a rebuild of the session), else a new uint32 layer of zeros.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    image : napari.layers.Image
+    on_disk_above_mb : float, optional
+        A new layer whose labels would take more than this many MiB in memory is backed
+        by a zarr array on disk (see :mod:`._disk_labels`); 0 = always, None = never.
+    scratch_dir : str or Path, optional
+        Parent folder of that zarr array (the system temp folder when None).
+
+    Notes
+    -----
+    Only layers the widget can write safely are reused: numpy arrays, and zarr arrays
+    this module put on disk. A Labels layer on the user's own zarr or dask data is never
+    written into; a new ``objects`` layer is made next to it.
+    """
     from napari.layers import Labels
 
     shape = labels_shape(image)
@@ -80,20 +105,27 @@ def ensure_objects_layer(viewer: "napari.Viewer", image: "Image") -> "Labels":
             isinstance(layer, Labels)
             and layer.name.startswith(OBJECTS_NAME)
             and tuple(layer.data.shape) == shape
-            and isinstance(layer.data, np.ndarray)
+            and (isinstance(layer.data, np.ndarray) or _disk_labels.scratch_of(layer) is not None)
             and _same_geometry(layer, image)
         ):
             return layer
     from napari.utils.colormaps import CyclicLabelColormap
 
-    return viewer.add_labels(
-        np.zeros(shape, dtype=np.uint32),
+    kwargs = dict(
         name=OBJECTS_NAME,
         scale=image.scale,
         translate=image.translate,
         opacity=0.6,
         colormap=CyclicLabelColormap(colors=OBJECT_COLORS),
     )
+    if _disk_labels.goes_on_disk(shape, on_disk_above_mb):
+        return _disk_labels.add_disk_labels_layer(viewer, shape, scratch_dir, **kwargs)
+    return viewer.add_labels(np.zeros(shape, dtype=np.uint32), **kwargs)
+
+
+def labels_on_disk(layer) -> bool:
+    """Whether a Labels layer's data is a zarr array on disk made by :func:`ensure_objects_layer`."""
+    return layer is not None and _disk_labels.scratch_of(layer) is not None
 
 
 def ensure_prompts_layer(viewer: "napari.Viewer", image: "Image") -> "Points":

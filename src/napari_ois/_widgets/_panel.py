@@ -19,8 +19,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_ois.core.config import DEVICES
+from napari_ois.core.config import DEVICES, AnnotationConfig
 from napari_ois.core.segmenter import BACKENDS
+
+from ._disk_labels import DEFAULT_LABELS_ON_DISK_MB
 
 HELP = (
     "Click in the 'prompts' layer (add mode) to segment the current object on this frame.\n"
@@ -114,11 +116,38 @@ def build_panel(w: QWidget) -> None:
     grid.addLayout(row, 2, 0, 1, 2)
     grid.addWidget(w.fresh_button, 2, 2)
 
+    storage_box = _storage_box(w)
+
     w.status = QLabel("Choose an image layer.", wordWrap=True)
     help_label = QLabel(HELP, wordWrap=True)
     help_label.setStyleSheet("color: gray; font-size: 10px;")
     layout = QVBoxLayout(w)
-    for box in (data_box, obj_box, prop_box, edit_box, w.status, help_label):
+    for box in (data_box, obj_box, prop_box, edit_box, storage_box, w.status, help_label):
         layout.addWidget(box)
     layout.addStretch(1)
     w.setToolTip(HELP)
+
+
+def _storage_box(w: QWidget) -> QGroupBox:
+    """Where labels and embeddings live: memory, or disk for long data."""
+    w.labels_disk_spin = QSpinBox(minimum=0, maximum=2**20, value=DEFAULT_LABELS_ON_DISK_MB, suffix=" MB",
+                                  toolTip=(
+        "The objects layer is kept in a zarr array on disk (one compressed chunk per frame) when its "
+        "labels would take more memory than this; 0 = always on disk. Applies when the objects layer "
+        "is made (choosing an image); the layer in use keeps its storage."))
+    w.labels_storage_label = QLabel("")
+    w.labels_storage_label.setStyleSheet("color: gray;")
+    w.disk_cache_check = QCheckBox("Cache embeddings on disk", toolTip=(
+        "Encoded frames pushed out of the memory cache are kept as files (in the autosave folder, "
+        "else a temporary folder) and read back instead of encoded again: faster scrubbing and "
+        "re-propagation on long data. Deleted when the session ends."))
+    w.disk_cache_spin = QSpinBox(minimum=1, maximum=2**24, value=AnnotationConfig.disk_cache_mb, suffix=" MB",
+                                 toolTip="Disk budget of the embedding cache (least recently used first out)")
+    box = QGroupBox("Storage")
+    grid = QGridLayout(box)
+    grid.addWidget(QLabel("Labels on disk above"), 0, 0)
+    grid.addWidget(w.labels_disk_spin, 0, 1)
+    grid.addWidget(w.labels_storage_label, 0, 2)
+    grid.addWidget(w.disk_cache_check, 1, 0)
+    grid.addWidget(w.disk_cache_spin, 1, 1)
+    return box

@@ -27,6 +27,9 @@ def _iterate(results: Iterator[FrameResult]) -> Iterator[FrameResult]:
 class PropagationMixin:
     """Propagate / Stop / Jump to worst frame of :class:`AnnotateObjectsWidget`."""
 
+    _progress_pending = 0  # steps of frames applied during napari's progress update
+    _progress_updating = False
+
     # --------------------------------------------------------- propagation
     def propagate(self, direction: str = "both"):
         """Start propagating the current object; returns the worker (None if not started).
@@ -103,8 +106,8 @@ class PropagationMixin:
         return worker
 
     def _on_yielded(self, result: FrameResult) -> None:
-        if self._run is None:
-            return
+        if self._run is None or self.labels_layer is None:
+            return  # no run, or its objects layer was removed (on-disk labels are deleted with it)
         session, run = self._run
         if isinstance(result, MultiFrameResult):
             session.apply_multi_result(run, result)
@@ -120,8 +123,27 @@ class PropagationMixin:
         self.progress.setValue(min(self.progress.value() + steps, self.progress.maximum()))
         self._set_status(text)
         # Last: napari's progress bar may process Qt events, which can run _on_finished.
-        if self._napari_progress is not None:
-            self._napari_progress.update(steps)
+        self._advance_napari_progress(steps)
+
+    def _advance_napari_progress(self, steps: int) -> None:
+        """Add ``steps`` to napari's progress bar without nesting frame handlers.
+
+        Its update processes Qt events, which delivers frames queued meanwhile: those
+        (run inside the update) only add their steps here, and the outer call passes them
+        on. Else each queued frame would go one level deeper (RecursionError on a long
+        video with a fast backend).
+        """
+        self._progress_pending += steps
+        if self._progress_updating:
+            return
+        self._progress_updating = True
+        try:
+            while self._progress_pending and self._napari_progress is not None:
+                steps, self._progress_pending = self._progress_pending, 0
+                self._napari_progress.update(steps)
+        finally:
+            self._progress_updating = False
+            self._progress_pending = 0
 
     def _on_worker_error(self, exc: Exception) -> None:
         message = str(exc) if isinstance(exc, OISError) else f"propagation failed: {exc!r}"

@@ -6,7 +6,8 @@ writes layers; no numerics live here. Long work (propagation) runs in a napari
 applied on the main thread, so a stopped run leaves each frame untouched or complete.
 
 Modules: ``_panel`` (controls), ``_runs`` (propagation), ``_edits`` (objects, undo/redo,
-export), ``_layers`` (layers and coordinates), ``_hooks`` (what is attached to the viewer).
+export), ``_layers`` (layers and coordinates), ``_hooks`` (what is attached to the viewer),
+``_storage`` and ``_disk_labels`` (labels on disk for long data, embedding disk cache).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ._edits import EditMixin
 from ._hooks import Hooks
 from ._panel import build_panel
 from ._runs import PropagationMixin
+from ._storage import StorageMixin
 
 #: ``factory(backend, device)`` or ``factory(backend, device, checkpoint=...)``.
 SegmenterFactory = Callable[..., Segmenter]
@@ -41,7 +43,7 @@ SegmenterFactory = Callable[..., Segmenter]
 __all__ = ["AnnotateObjectsWidget", "SegmenterFactory"]
 
 
-class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, QWidget):
+class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageMixin, QWidget):
     """Click-based object segmentation and mask propagation for the chosen image layer.
 
     Parameters
@@ -53,12 +55,18 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, QWidget)
         :func:`napari_ois.core.segmenter.get_segmenter`. Tests inject a fake here. A
         factory that accepts a ``checkpoint`` keyword also gets the chosen checkpoint
         (a path, or None for the packaged default); two-argument factories do not.
+    labels_on_disk_mb : float, optional
+        Initial value of *Labels on disk above*: an objects layer whose uint32 labels
+        would take more MiB than this is a zarr array on disk; 0 = always (default 512).
+    scratch_dir : str or Path, optional
+        Parent folder of those on-disk labels; the system temp folder when None.
     """
 
     #: Emitted on the main thread when a propagation run has ended (done, stopped or failed).
     propagation_finished = Signal()
 
-    def __init__(self, napari_viewer, segmenter_factory: SegmenterFactory | None = None, parent=None):
+    def __init__(self, napari_viewer, segmenter_factory: SegmenterFactory | None = None, parent=None,
+                 labels_on_disk_mb: float | None = None, scratch_dir: str | Path | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self._factory: SegmenterFactory = segmenter_factory or get_segmenter
@@ -75,7 +83,10 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, QWidget)
         self._contrast_stale = False
         self._syncing = False
         self._hooks = Hooks(napari_viewer)
+        self.scratch_dir = scratch_dir
         self._build_ui()
+        if labels_on_disk_mb is not None:
+            self.labels_disk_spin.setValue(int(labels_on_disk_mb))
         self._attach()
         self.destroyed.connect(self._hooks.remove_all)
         self._refresh_image_choices()
@@ -107,6 +118,8 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, QWidget)
         self.autosave_check.toggled.connect(self._on_autosave_toggled)
         self.autosave_folder_button.clicked.connect(self.choose_autosave_folder)
         self.fresh_button.clicked.connect(self.start_fresh)
+        self.disk_cache_check.toggled.connect(self._on_disk_cache_toggled)
+        self.disk_cache_spin.valueChanged.connect(self._on_disk_cache_mb_changed)
 
     def _set_status(self, text: str) -> None:
         self.status.setText(text)
@@ -234,10 +247,14 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, QWidget)
         layers = self.viewer.layers
         if any(x is not None and x not in layers for x in (self.labels_layer, self.points_layer)):
             # Not recreated here: the viewer may be closing. Picking the image again does it.
+            if self.worker is not None:
+                self.worker.quit()  # its frames have nowhere to go (_on_yielded skips them)
             self.labels_layer = self.points_layer = None
+            self._close_disk_caches()
             self._sessions.clear()
             self._close_autosave()
             self._hook_layers()
+            self._show_storage_state()
             self._set_status("The objects or prompts layer was removed: pick the image again to start afresh.")
         self._refresh_image_choices()
 
@@ -264,6 +281,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, QWidget)
         """Start afresh for the chosen layer/axis/backend; the labels layer is kept."""
         if self.worker is not None:
             return
+        self._close_disk_caches()  # the sessions dropped here take their embedding files along
         self._sessions.clear()
         if new_segmenter:
             self._segmenter = None
@@ -279,7 +297,14 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, QWidget)
         self.axis_spin.setRange(0, max(n_leading - 1, 0))
         self.axis_spin.setEnabled(n_leading > 1)
         self.axis_spin.blockSignals(False)
-        self.labels_layer = _layers.ensure_objects_layer(self.viewer, self.image_layer)
+        try:
+            self.labels_layer = self._ensure_objects_layer()
+        except OISError as exc:  # e.g. no room for the on-disk labels
+            self.labels_layer = None
+            self._hook_layers()
+            self._error(str(exc))
+            return
+        self._show_storage_state()
         self.points_layer = _layers.ensure_prompts_layer(self.viewer, self.image_layer)
         self._hook_layers()
         self._open_autosave()  # restores an autosave of this image, if there is one
@@ -315,7 +340,8 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, QWidget)
         # Recorded only where it is used, so exported settings say which model made the masks.
         checkpoint = self._checkpoint if backend == "ois" else None
         return AnnotationConfig(
-            backend=backend, device=self.device_combo.currentText(), checkpoint=checkpoint, axis=self.axis
+            backend=backend, device=self.device_combo.currentText(), checkpoint=checkpoint, axis=self.axis,
+            **self._disk_cache_settings(),
         )
 
     def set_segmenter_factory(self, factory: SegmenterFactory) -> None:

@@ -182,6 +182,11 @@ class AnnotationSession(MultiObjectRuns):
         """Ids of the objects annotated in this session or found in the labels."""
         return sorted(self._known_ids | set(self.keyframes) | set(self.prompts.objects()))
 
+    def note_object_id(self, object_id: int) -> None:
+        """Count ``object_id`` as used (e.g. painted by hand into labels that are not scanned)."""
+        if int(object_id) > 0:
+            self._known_ids.add(int(object_id))
+
     def new_object_id(self) -> int:
         """An id not used yet."""
         return max(self.objects(), default=0) + 1
