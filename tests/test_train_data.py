@@ -277,3 +277,16 @@ def test_throughput_report(data_root):
         for _ in range(5):
             make(rng)
         print(f"{name} 256 px: {(time.process_time() - start) / 5 * 1000:.1f} ms/sample (CPU time)")
+
+
+def test_longer_synthetic_videos_keep_moving_the_same_objects():
+    pair = render_scene(np.random.default_rng(4), SIZE, frames=2)
+    video = render_scene(np.random.default_rng(4), SIZE, frames=5)
+    assert len(video) == 5
+    # The first two frames are the training pair of the same seed, drawn identically.
+    for (a_image, a_label, *_), (b_image, b_label, *_) in zip(pair, video[:2]):
+        assert np.array_equal(a_image, b_image) and np.array_equal(a_label, b_label)
+    # Later frames move the objects on: the same ids, at other places.
+    n_objects = len(video[0][3])
+    assert all(len(frame[3]) == n_objects for frame in video)
+    assert not np.array_equal(video[3][1], video[4][1])

@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--rollout-reference-prob", type=float, default=0.0,
                        help="pair samples whose reference is the model's own mask on the reference frame "
                             "(trains propagation against its own errors)")
+    train.add_argument("--zero-click-prob", type=float, default=0.25,
+                       help="pair samples trained with no click at all (pure propagation steps)")
 
     replay = sub.add_parser("replay", help="re-execute an autosaved session headlessly and compare its labels")
     replay.add_argument("session", help="autosave folder (DATA.ois), or the annotated data next to it")
@@ -274,7 +276,8 @@ def run_train_command(args: argparse.Namespace) -> int:
                       lr=args.lr, seed=args.seed, threads=args.threads, validate_every=args.validate_every,
                       data_root=args.data_root, objects_root=args.objects, weights=weights,
                       init_checkpoint=args.init_checkpoint, device=args.device,
-                      step=StepSettings(rollout_reference_prob=args.rollout_reference_prob))
+                      step=StepSettings(rollout_reference_prob=args.rollout_reference_prob,
+                                        zero_click_prob=args.zero_click_prob))
     trainer = Trainer(cfg, args.out)
     trainer.run(max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     print(f"train: step {trainer.step}/{cfg.steps}, {trainer.wall_time / 60:.1f} min trained, "

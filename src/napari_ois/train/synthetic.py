@@ -178,7 +178,7 @@ def _render(objects, background, bg_map, size, rng):
 
 
 def render_scene(rng: np.random.Generator, size: int = 256, textures=None, frames: int = 1):
-    """Render a scene over ``frames`` (1 or 2) frames.
+    """Render a scene over ``frames`` frames (training pairs use 2; validation videos more).
 
     Returns
     -------
@@ -203,14 +203,15 @@ def render_scene(rng: np.random.Generator, size: int = 256, textures=None, frame
         a, b = rng.choice(n, 2, replace=False)
         objects[b].texture, objects[b].tex_map = objects[a].texture, objects[a].tex_map
     out = [_render(objects, background, bg_map, size, rng)]
-    if frames > 1:
+    for _ in range(frames - 1):  # each frame moves on from the one before
         objects = [o.moved(rng, size) for o in objects]
         if rng.random() < 0.3:  # occlusion order changes between the frames
             a, b = rng.choice(n, 2, replace=False)
             objects[a].depth, objects[b].depth = objects[b].depth, objects[a].depth
         camera = similarity(rng.uniform(0.97, 1.03), np.deg2rad(rng.uniform(-2, 2)), (size / 2, size / 2))
         camera = translate(*rng.uniform(-0.03, 0.03, 2) * size) @ camera
-        image, *rest = _render(objects, background, bg_map @ camera, size, rng)
+        bg_map = bg_map @ camera
+        image, *rest = _render(objects, background, bg_map, size, rng)
         light = rng.uniform(0.85, 1.15) * rng.uniform(0.95, 1.05, 3).astype(np.float32)
         out.append((np.clip(image * light + rng.uniform(-0.03, 0.03), 0, 1), *rest))
     return out

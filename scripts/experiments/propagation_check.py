@@ -1,0 +1,81 @@
+"""Propagation on training-side data (never dev): J of a mask chained through frames.
+
+Two sets, both outside dev/:
+- ``synthetic``: 12 procedural videos of 8 frames (seeds 777/k, never drawn by the trainer,
+  whose streams use (seed, index) pairs), 320 px, the largest object of frame 0 that stays
+  visible; exact ground truth.
+- ``ctc-train``: 12 cells of the CTC *training* frames 0-5 (the trainer saw these frames as
+  pairs: a check of the chain, not a held-out score).
+
+Each step segments frame t from the mask of t-1 as reference and previous mask, no click,
+exactly as propagation does. Prints the mean J and the median area ratio per step
+(< 1: masks shrink, > 1: they grow).
+
+Usage: python scripts/experiments/propagation_check.py BACKEND_OR_CHECKPOINT [zoom]
+"""
+
+import sys
+
+import numpy as np
+import tifffile
+import torch
+
+from napari_ois.core.segmenter import Reference, get_segmenter
+from napari_ois.model.checkpoint import load_model
+from napari_ois.model.segmenter import OISSegmenter
+from napari_ois.model.zoom import ZoomSettings
+from napari_ois.train.real_data import default_data_root
+from napari_ois.train.synthetic import render_scene
+
+torch.set_num_threads(1)
+
+
+def synthetic_videos(n=12, frames=8, size=320):
+    for k in range(n):
+        video = render_scene(np.random.default_rng([777, k]), size, None, frames)
+        labels = np.stack([f[1] for f in video])
+        ids, counts = np.unique(labels[0][labels[0] > 0], return_counts=True)
+        for i in ids[np.argsort(-counts)]:
+            if all((labels[t] == i).sum() >= 0.002 * size * size for t in range(frames)):
+                yield [f[0] for f in video], labels == i
+                break
+
+
+def ctc_cells(n=12, frames=6):
+    root = default_data_root() / "ctc_psc"
+    images = [tifffile.imread(root / "02" / f"t{t:03d}.tif").astype(np.float32) / 255 for t in range(frames)]
+    segs = np.stack([tifffile.imread(root / "02_ST" / "SEG" / f"man_seg{t:03d}.tif") for t in range(frames)])
+    rgb = [np.repeat(im[..., None], 3, -1) for im in images]
+    ids = [i for i in np.unique(segs[0]) if i and all((s == i).any() for s in segs)][:n]
+    for i in ids:
+        yield rgb, segs == i
+
+
+def chain(segmenter, videos):
+    ious, ratios, cache = [], [], {}
+    for frames, truth in videos:
+        key = id(frames[0]) if len(frames) else None
+        if key not in cache:  # the CTC cells share their frames: encode once
+            cache = {key: [segmenter.encode(f) for f in frames]}
+        embeddings = cache[key]
+        mask, per_step = truth[0], []
+        for t in range(1, len(frames)):
+            new = segmenter.predict(embeddings[t], [], prev_prob=mask.astype(np.float32),
+                                    reference=Reference(embeddings[t - 1], mask)).prob > 0.5
+            per_step.append((new & truth[t]).sum() / max((new | truth[t]).sum(), 1))
+            ratios.append(new.sum() / max(mask.sum(), 1))
+            mask = new
+        ious.append(per_step)
+    ious = np.array(ious)
+    return ious.mean(), ious.mean(0), float(np.median(ratios))
+
+
+name = sys.argv[1]
+zoom = ZoomSettings(without_clicks=len(sys.argv) > 2 and sys.argv[2] == "zoom")
+if name in ("classical", "grabcut-cv"):
+    segmenter = get_segmenter(name, "cpu")
+else:
+    segmenter = OISSegmenter(load_model(None if name == "default" else name, "cpu"), "cpu", zoom)
+for label, videos in (("synthetic", synthetic_videos()), ("ctc-train", ctc_cells())):
+    j, per_step, ratio = chain(segmenter, videos)
+    print(f"{label}: J {j:.3f} per step {np.round(per_step, 2).tolist()} area ratio/step {ratio:.2f}", flush=True)
