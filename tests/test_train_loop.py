@@ -79,3 +79,22 @@ def test_checkpoint_from_training_works_as_the_ois_backend(tmp_path):
 def test_validation_split_is_held_out_by_image_id():
     assert is_validation_image("dog03_000000123440") and not is_validation_image("dog03_000000123441")
     assert is_validation_image("cat00_000000000020#3")
+
+
+def test_exact_propagation_steps_get_no_corrective_click(tmp_path):
+    from napari_ois.train.real_data import mixed_stream
+    from napari_ois.train.step import StepSettings, training_step
+
+    trainer = Trainer(config(1), tmp_path / "run", log=lambda _: None)
+    stream = mixed_stream(0, 64, SYNTHETIC_ONLY, pair_prob=1.0, drop_ref_prob=0.0)
+    samples = [s for _, s in zip(range(2), stream)]
+    assert all(s.ref_mask is not None for s in samples)
+
+    def clicks(exact):
+        settings = StepSettings(zero_click_prob=1.0, max_iter_clicks=3, exact_propagation_steps=exact)
+        return [training_step(trainer.model, samples, np.random.default_rng(seed), settings)["clicks"]
+                for seed in range(6)]
+
+    # Without it the iterative rounds add clicks to zero-click pairs; with it they stay
+    # pure propagation steps, as at inference.
+    assert max(clicks(False)) > 0 and max(clicks(True)) == 0

@@ -11,7 +11,8 @@ Each step segments frame t from the mask of t-1 as reference and previous mask, 
 exactly as propagation does. Prints the mean J and the median area ratio per step
 (< 1: masks shrink, > 1: they grow).
 
-Usage: python scripts/experiments/propagation_check.py BACKEND_OR_CHECKPOINT [zoom]
+Usage: python scripts/experiments/propagation_check.py BACKEND_OR_CHECKPOINT [zoom] [VARIANT]
+VARIANT: a test-time ablation of ``napari-ois eval ablation`` (e.g. "no reference").
 """
 
 import sys
@@ -21,6 +22,7 @@ import tifffile
 import torch
 
 from napari_ois.core.segmenter import Reference, get_segmenter
+from napari_ois.evaluate.ablation import ablated
 from napari_ois.model.checkpoint import load_model
 from napari_ois.model.segmenter import OISSegmenter
 from napari_ois.model.zoom import ZoomSettings
@@ -75,7 +77,10 @@ zoom = ZoomSettings(without_clicks=len(sys.argv) > 2 and sys.argv[2] == "zoom")
 if name in ("classical", "grabcut-cv"):
     segmenter = get_segmenter(name, "cpu")
 else:
-    segmenter = OISSegmenter(load_model(None if name == "default" else name, "cpu"), "cpu", zoom)
+    model = load_model(None if name == "default" else name, "cpu")
+    if len(sys.argv) > 3:
+        model = ablated(model, sys.argv[3])
+    segmenter = OISSegmenter(model, "cpu", zoom)
 for label, videos in (("synthetic", synthetic_videos()), ("ctc-train", ctc_cells())):
     j, per_step, ratio = chain(segmenter, videos)
     print(f"{label}: J {j:.3f} per step {np.round(per_step, 2).tolist()} area ratio/step {ratio:.2f}", flush=True)

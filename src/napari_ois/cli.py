@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(trains propagation against its own errors)")
     train.add_argument("--zero-click-prob", type=float, default=0.25,
                        help="pair samples trained with no click at all (pure propagation steps)")
+    train.add_argument("--exact-propagation-steps", action="store_true",
+                       help="zero-click pairs keep the reference as previous mask and get no corrective click, "
+                            "exactly as propagation runs")
 
     replay = sub.add_parser("replay", help="re-execute an autosaved session headlessly and compare its labels")
     replay.add_argument("session", help="autosave folder (DATA.ois), or the annotated data next to it")
@@ -277,7 +280,8 @@ def run_train_command(args: argparse.Namespace) -> int:
                       data_root=args.data_root, objects_root=args.objects, weights=weights,
                       init_checkpoint=args.init_checkpoint, device=args.device,
                       step=StepSettings(rollout_reference_prob=args.rollout_reference_prob,
-                                        zero_click_prob=args.zero_click_prob))
+                                        zero_click_prob=args.zero_click_prob,
+                                        exact_propagation_steps=args.exact_propagation_steps))
     trainer = Trainer(cfg, args.out)
     trainer.run(max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     print(f"train: step {trainer.step}/{cfg.steps}, {trainer.wall_time / 60:.1f} min trained, "

@@ -44,6 +44,11 @@ class StepSettings:
     rollout_reference_prob : float
         Pair samples whose reference mask is replaced by the model's own prediction on
         the reference frame (see :func:`rollout_references`).
+    exact_propagation_steps : bool
+        Train zero-click pairs exactly as propagation runs them: the previous mask is
+        the reference mask and no corrective click is simulated (else those samples
+        gain clicks in the iterative rounds and their previous mask becomes the
+        model's own aligned prediction, so a true propagation step is rarely seen).
     """
 
     max_iter_clicks: int = 3
@@ -51,6 +56,7 @@ class StepSettings:
     depth_loss_weight: float = 0.5
     zero_click_prob: float = 0.25
     rollout_reference_prob: float = 0.0
+    exact_propagation_steps: bool = False
 
 
 def _images(batch: dict, key: str, device) -> torch.Tensor:
@@ -195,6 +201,10 @@ def training_step(
     # Pair samples start, half of the time, from their (degraded) reference mask, as when
     # a propagated mask is being corrected; the others start from nothing.
     use_prev = np.array([bool(r) and rng.random() < settings.prev_from_reference_prob for r in batch["has_ref"]])
+    pure = np.zeros(b, bool)
+    if settings.exact_propagation_steps:
+        pure = batch["has_ref"] & np.array([len(c) == 0 for c in clicks])
+        use_prev |= pure
     prev = torch.zeros(b, 1, size, size, device=device)
     if use_prev.any():
         prev[torch.from_numpy(use_prev)] = torch.from_numpy(batch["ref_mask"][use_prev]).float()[:, None].to(device)
@@ -214,11 +224,16 @@ def training_step(
                 prob = torch.sigmoid(model.forward_prompt(cache, prompts, reference)).float()
                 prob_np = prob[:, 0].cpu().numpy()
                 for i in range(b):
+                    if pure[i]:
+                        continue  # a propagation step gets no click
                     click = iterative_click(batch["mask"][i], prob_np[i], clicked_map(clicks[i], (size, size)),
                                             rng, batch["ignore"][i])
                     if click is not None:
                         clicks[i] = np.vstack([clicks[i], np.array([click], np.int64)])
-                prev, has_prev = prob, torch.ones(b, dtype=torch.bool, device=device)
+                # Propagation steps keep the reference mask as their previous mask.
+                keep = torch.from_numpy(pure).to(device)[:, None, None, None]
+                prev = torch.where(keep, prev, prob)
+                has_prev = torch.ones(b, dtype=torch.bool, device=device)
 
     prompts = PromptBatch.from_clicks(_click_lists(clicks), prev, device)
     prompts.has_prev = has_prev
