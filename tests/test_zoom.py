@@ -91,3 +91,16 @@ def test_no_zoom_for_pure_propagation_or_when_off(untrained):
     embedding = off.encode(image)
     off.predict(embedding, [Click(1, 0, 110, 165, True)])
     assert not embedding.crops and embedding.image is None
+
+
+def test_a_checkpoint_carries_its_zoom_settings(untrained, tmp_path):
+    from napari_ois.model.checkpoint import load_model, save_checkpoint
+
+    path = save_checkpoint(tmp_path / "z.pt", untrained, {"steps": 1, "zoom": {"without_clicks": True, "old": 1}})
+    segmenter = OISSegmenter(load_model(path, "cpu"), "cpu")
+    assert segmenter.zoom.without_clicks and segmenter.zoom.enabled
+    image, mask = _scene()
+    previous, embedding = segmenter.encode(image), segmenter.encode(image)
+    segmenter.predict(embedding, [], prev_prob=mask.astype(np.float32), reference=Reference(previous, mask))
+    assert len(embedding.crops) == 1  # a pure propagation step zoomed in
+    assert not OISSegmenter(untrained, "cpu").zoom.without_clicks  # no metadata: the default

@@ -25,7 +25,7 @@ from .prior import ClassicalPrior, prior_logit
 from .prompts import PromptBatch
 from .reference import ReferencePrompt
 from .runtime import autocast_for, resolve_device
-from .zoom import Box, ZoomSettings, object_box, reusable_crop, zoom_box
+from .zoom import Box, ZoomSettings, object_box, reusable_crop, zoom_box, zoom_from_metadata
 
 
 @dataclass
@@ -103,7 +103,9 @@ class OISSegmenter:
     device : str
         ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda`` or ``mps``.
     zoom : ZoomSettings, optional
-        Zoom-in around the object (:mod:`napari_ois.model.zoom`); on by default.
+        Zoom-in around the object (:mod:`napari_ois.model.zoom`). Default: the
+        checkpoint's own ``metadata["zoom"]`` (the settings validated for those
+        weights, see MODEL_CARD.md), else :class:`ZoomSettings` defaults.
     """
 
     name = "ois"
@@ -116,7 +118,7 @@ class OISSegmenter:
         self.metadata = dict(getattr(model, "metadata", {}) or {})
         self.checkpoint = getattr(model, "checkpoint_path", None)
         self.prior = ClassicalPrior(self.config.prior_work_size) if self.config.use_prior else None
-        self.zoom = zoom if zoom is not None else ZoomSettings()
+        self.zoom = zoom if zoom is not None else zoom_from_metadata(self.metadata)
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | None = None, device: str = "auto") -> "OISSegmenter":

@@ -14,7 +14,7 @@ well inside it, so most clicks still only rerun the prompt path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
@@ -59,6 +59,13 @@ class ZoomSettings:
     max_fraction: float = 0.5
     keep_iou: float = 0.5
     keep_crops: int = 8
+
+
+def zoom_from_metadata(metadata: dict) -> ZoomSettings:
+    """The zoom settings a checkpoint carries (``metadata["zoom"]``), unknown keys ignored."""
+    stored = metadata.get("zoom") or {}
+    known = {f.name for f in fields(ZoomSettings)}
+    return ZoomSettings(**{k: v for k, v in stored.items() if k in known})
 
 
 def object_box(masks: Sequence[np.ndarray | None], points: Sequence[tuple[float, float]]) -> Box | None:
@@ -127,4 +134,4 @@ def reusable_crop(cached: Sequence[Box], needed: Box, ideal: Box, settings: Zoom
     return None
 
 
-__all__ = ["Box", "ZoomSettings", "object_box", "zoom_box", "box_iou", "contains", "reusable_crop"]
+__all__ = ["Box", "ZoomSettings", "zoom_from_metadata", "object_box", "zoom_box", "box_iou", "contains", "reusable_crop"]
