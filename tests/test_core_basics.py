@@ -120,3 +120,24 @@ def test_embedding_cache_is_bounded_by_bytes(fake_segmenter):
     assert fake_segmenter.encode_calls == 10  # a hit does not re-encode
     cache.get(0)
     assert fake_segmenter.encode_calls == 11  # evicted long ago
+
+
+def test_embedding_cache_recounts_an_embedding_that_grew():
+    class Growing:
+        """An embedding that gains bytes after encoding, as zoom-in crops do."""
+
+        def __init__(self):
+            self.nbytes = 100
+
+    class Encoder:
+        def encode(self, image):
+            return Growing()
+
+    cache = EmbeddingCache(Encoder(), lambda key: None, max_bytes=350)
+    first = cache.get(0)
+    for t in (1, 2):
+        cache.get(t)
+    assert len(cache) == 3 and cache.nbytes == 300
+    first.nbytes = 250  # frame 0 grew while in use
+    cache.get(0)  # counted again: 250 + 100 + 100 > 350, the least recent goes
+    assert cache.nbytes <= 350 and 0 in cache and 1 not in cache

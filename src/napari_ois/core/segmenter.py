@@ -158,7 +158,15 @@ class EmbeddingCache:
         """The embedding of frame ``key``, encoding it on a miss."""
         if key in self._entries:
             self._entries.move_to_end(key)
-            return self._entries[key][0]
+            embedding, counted = self._entries[key]
+            # An embedding may grow after encoding (the ois backend adds zoom-in crops
+            # to it): count it again, so the budget holds.
+            size = embedding_nbytes(embedding)
+            if size != counted:
+                self._entries[key] = (embedding, size)
+                self.nbytes += size - counted
+                self._evict()
+            return embedding
         embedding = self.disk.get(key) if self.disk is not None else None
         if embedding is None:
             embedding = self.segmenter.encode(self.load_frame(key))
@@ -166,12 +174,16 @@ class EmbeddingCache:
         size = embedding_nbytes(embedding)
         self._entries[key] = (embedding, size)
         self.nbytes += size
+        self._evict()
+        return embedding
+
+    def _evict(self) -> None:
+        """Drop the least recently used embeddings (to disk when there is a disk tier) until within budget."""
         while self.nbytes > self.max_bytes and len(self._entries) > 1:
             old_key, (old, old_size) = self._entries.popitem(last=False)
             self.nbytes -= old_size
             if self.disk is not None:
                 self.disk.put(old_key, old)
-        return embedding
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._entries
