@@ -16,7 +16,8 @@ SYNTHETIC_ONLY = {"synthetic": 1.0, "microscopy": 1.0}  # no dependency on ../sh
 
 
 def config(steps, **kw):
-    return TrainConfig(preset="test", image_size=64, batch_size=2, steps=steps, log_every=1, validate_every=0,
+    kw.setdefault("validate_every", 0)
+    return TrainConfig(preset="test", image_size=64, batch_size=2, steps=steps, log_every=1,
                        warmup_steps=1, weights=SYNTHETIC_ONLY, threads=1, **kw)
 
 
@@ -98,3 +99,26 @@ def test_exact_propagation_steps_get_no_corrective_click(tmp_path):
     # Without it the iterative rounds add clicks to zero-click pairs; with it they stay
     # pure propagation steps, as at inference.
     assert max(clicks(False)) > 0 and max(clicks(True)) == 0
+
+
+def test_a_resumed_run_remembers_the_best_validation(tmp_path, monkeypatch):
+    import napari_ois.train.trainer as trainer_module
+    from napari_ois.model.checkpoint import read_checkpoint
+
+    scores = [0.5, 0.7, KeyboardInterrupt, 0.6]  # the first run is killed while validating step 3
+
+    def fake_validate(model, items, clicks):
+        score = scores.pop(0)
+        if score is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        return {"miou_at_5": score}
+
+    monkeypatch.setattr(trainer_module, "validation_items", lambda cfg: ["held-out"])
+    monkeypatch.setattr(trainer_module, "validate", fake_validate)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config(3, validate_every=1), run, log=lambda _: None).run()
+    resumed = Trainer(config(3, validate_every=1), run, log=lambda _: None)
+    assert resumed.step == 2 and resumed.best == 0.7
+    resumed.run()  # step 3 validates at 0.6: best.pt must stay the step-2 checkpoint
+    assert read_checkpoint(run / "best.pt")["metadata"]["steps"] == 2

@@ -187,9 +187,13 @@ class Trainer:
                 metrics = validate(self.model, items, cfg.validation_clicks)
                 self._write_log({"step": self.step, "validation": metrics})
                 self.log(f"step {self.step} validation: {metrics}")
-                self.save(metrics)
-                if metrics["miou_at_5"] > self.best:
+                improved = metrics["miou_at_5"] > self.best
+                if improved:
                     self.best = metrics["miou_at_5"]
+                # The state saved here must know this best already: a run resumed from
+                # it would otherwise let a worse later step overwrite best.pt.
+                self.save(metrics)
+                if improved:
                     save_checkpoint(self.out / "best.pt", self.model, self._metadata(metrics))
                 last_save = time.perf_counter()
             elif time.perf_counter() - last_save > cfg.save_every_s:
