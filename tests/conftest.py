@@ -103,3 +103,22 @@ def notifications():
     notification_manager.notification_ready.connect(received.append)
     yield received
     notification_manager.notification_ready.disconnect(received.append)
+
+
+def open_in_napari(make_napari_viewer, path=None, data=None, **widget_kwargs):
+    """A viewer with the image (from ``path``, so it has a source path, or from ``data``) and the widget.
+
+    The widget runs :class:`BrightComponentSegmenter` whatever backend is chosen;
+    ``widget_kwargs`` go to ``AnnotateObjectsWidget`` (e.g. ``labels_on_disk_mb=0``).
+    """
+    from napari_ois._widgets import AnnotateObjectsWidget  # GUI tests only: keeps Qt out of the others
+
+    viewer = make_napari_viewer()
+    if path is not None:
+        viewer.open(str(path))
+    else:
+        viewer.add_image(data, name="squares")
+    segmenter = BrightComponentSegmenter()
+    widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda backend, device: segmenter, **widget_kwargs)
+    viewer.window.add_dock_widget(widget, name="Annotate objects")
+    return viewer, widget

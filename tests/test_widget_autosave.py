@@ -18,27 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import BrightComponentSegmenter, moving_squares
+from conftest import BrightComponentSegmenter, moving_squares, open_in_napari
 
-from napari_ois._widgets import AnnotateObjectsWidget
 from napari_ois.core.autosave import read_autosave, replay_autosave
 
 pytestmark = pytest.mark.gui
 
 TIMEOUT_MS = 10_000
-
-
-def open_in_napari(make_napari_viewer, path=None, data=None):
-    """A viewer with the image (from ``path``, so it has a source path, or from ``data``) and the widget."""
-    viewer = make_napari_viewer()
-    if path is not None:
-        viewer.open(str(path))
-    else:
-        viewer.add_image(data, name="squares")
-    segmenter = BrightComponentSegmenter()
-    widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda backend, device: segmenter)
-    viewer.window.add_dock_widget(widget, name="Annotate objects")
-    return viewer, widget
 
 
 def journal_ops(folder):

@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import BrightComponentSegmenter, moving_squares
+from conftest import moving_squares, open_in_napari
 from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
 
-from napari_ois._widgets import AnnotateObjectsWidget
 from napari_ois._widgets._disk_labels import FOLDER_KEY, ScratchLabels, goes_on_disk
 from napari_ois.core.autosave import read_autosave
 from napari_ois.core.embedding_store import DiskEmbeddingStore
@@ -28,18 +27,6 @@ from napari_ois.core.embedding_store import DiskEmbeddingStore
 pytestmark = pytest.mark.gui
 
 TIMEOUT_MS = 10_000
-
-
-def open_widget(make_napari_viewer, path=None, data=None, **kwargs):
-    viewer = make_napari_viewer()
-    if path is not None:
-        viewer.open(str(path))
-    else:
-        viewer.add_image(data, name="squares")
-    segmenter = BrightComponentSegmenter()
-    widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda backend, device: segmenter, **kwargs)
-    viewer.window.add_dock_widget(widget, name="Annotate objects")
-    return viewer, widget
 
 
 def on_disk(layer) -> np.ndarray:
@@ -95,7 +82,7 @@ def test_threshold_decides_by_the_size_of_uint32_labels():
 
 
 def test_small_labels_stay_in_memory_by_default(make_napari_viewer, squares):
-    viewer, widget = open_widget(make_napari_viewer, data=squares[0])
+    viewer, widget = open_in_napari(make_napari_viewer, data=squares[0])
     assert isinstance(widget.labels_layer.data, np.ndarray)
     assert FOLDER_KEY not in widget.labels_layer.metadata
     assert widget.labels_disk_spin.value() == 512 and "in memory" in widget.labels_storage_label.text()
@@ -103,7 +90,7 @@ def test_small_labels_stay_in_memory_by_default(make_napari_viewer, squares):
 
 def test_propagation_and_undo_write_the_labels_on_disk(make_napari_viewer, qtbot, squares):
     video, truth = squares
-    viewer, widget = open_widget(make_napari_viewer, data=video, labels_on_disk_mb=0)
+    viewer, widget = open_in_napari(make_napari_viewer, data=video, labels_on_disk_mb=0)
     layer = widget.labels_layer
     assert isinstance(layer.data, zarr.Array)
     folder = Path(layer.metadata[FOLDER_KEY])
@@ -134,7 +121,7 @@ def test_disk_labels_paint_autosave_restore_and_start_fresh(make_napari_viewer, 
     path = tmp_path / "squares.tif"
     tifffile.imwrite(path, video)
     autosave = tmp_path / "squares.tif.ois"
-    viewer, widget = open_widget(make_napari_viewer, path, labels_on_disk_mb=0)
+    viewer, widget = open_in_napari(make_napari_viewer, path, labels_on_disk_mb=0)
     assert isinstance(widget.labels_layer.data, zarr.Array) and widget.autosave.folder == autosave
 
     widget.points_layer.add(np.array([0, 8, 5], dtype=float))
@@ -156,7 +143,7 @@ def test_disk_labels_paint_autosave_restore_and_start_fresh(make_napari_viewer, 
     assert widget.object_spin.value() == 8
 
     # Reopened in a new viewer (as after a crash): the restore goes into a zarr-backed layer.
-    viewer2, widget2 = open_widget(make_napari_viewer, path, labels_on_disk_mb=0)
+    viewer2, widget2 = open_in_napari(make_napari_viewer, path, labels_on_disk_mb=0)
     assert isinstance(widget2.labels_layer.data, zarr.Array)
     assert widget2.labels_layer.metadata[FOLDER_KEY] != widget.labels_layer.metadata[FOLDER_KEY]
     assert np.array_equal(on_disk(widget2.labels_layer), expected)
@@ -179,7 +166,7 @@ def test_export_of_disk_labels_matches_the_numpy_path(make_napari_viewer, qtbot,
     video, truth = squares
     exported = {}
     for name, threshold in (("memory", None), ("disk", 0)):
-        viewer, widget = open_widget(make_napari_viewer, data=video, labels_on_disk_mb=threshold)
+        viewer, widget = open_in_napari(make_napari_viewer, data=video, labels_on_disk_mb=threshold)
         assert isinstance(widget.labels_layer.data, zarr.Array) == (name == "disk")
         widget.points_layer.add(np.array([0, 8, 5], dtype=float))  # object 1
         widget.object_spin.setValue(2)
@@ -200,7 +187,7 @@ def test_disk_cache_checkbox_gives_the_session_a_disk_tier(make_napari_viewer, q
     path = tmp_path / "squares.tif"
     tifffile.imwrite(path, video)
     autosave = tmp_path / "squares.tif.ois"
-    viewer, widget = open_widget(make_napari_viewer, path)
+    viewer, widget = open_in_napari(make_napari_viewer, path)
     session = widget.session
     assert session.cache.disk is None and session.config.disk_cache_dir is None
 
@@ -229,7 +216,7 @@ def test_disk_cache_checkbox_gives_the_session_a_disk_tier(make_napari_viewer, q
 
 
 def test_disk_cache_without_autosave_uses_a_temporary_folder(make_napari_viewer, squares):
-    viewer, widget = open_widget(make_napari_viewer, data=squares[0])
+    viewer, widget = open_in_napari(make_napari_viewer, data=squares[0])
     assert widget.autosave is None
     widget.disk_cache_check.setChecked(True)
     disk = widget.session.cache.disk
@@ -244,7 +231,7 @@ def test_a_fast_run_over_a_long_stack_does_not_nest_frame_handlers(make_napari_v
     # while one is applied used to be handled inside that update, one level deeper each
     # (RecursionError on long videos with a fast backend).
     video, truth = moving_squares(n_frames=600, size=40, step=0)
-    viewer, widget = open_widget(make_napari_viewer, data=video, labels_on_disk_mb=0)
+    viewer, widget = open_in_napari(make_napari_viewer, data=video, labels_on_disk_mb=0)
     widget.points_layer.add(np.array([0, 8, 5], dtype=float))
     with qtbot.waitSignal(widget.propagation_finished, timeout=60_000):
         widget.propagate("forward")
@@ -255,7 +242,7 @@ def test_a_fast_run_over_a_long_stack_does_not_nest_frame_handlers(make_napari_v
 def test_four_d_stacks_write_one_plane_of_the_disk_labels(make_napari_viewer, qtbot, squares):
     video, truth = squares
     tzyx = np.stack([video[:4]] * 3)  # (T=3, Z=4, Y, X): Z holds the moving squares
-    viewer, widget = open_widget(make_napari_viewer, data=tzyx, labels_on_disk_mb=0)
+    viewer, widget = open_in_napari(make_napari_viewer, data=tzyx, labels_on_disk_mb=0)
     assert widget.labels_layer.data.chunks == (1, 1, 40, 40)
     viewer.dims.set_point(1, 2)  # hold Z = 2, walk T
     widget.points_layer.add(np.array([1, 2, 8, 9], dtype=float))
