@@ -136,3 +136,28 @@ def test_rollout_reference_is_the_models_own_backward_propagation():
     # moved object on the reference frame; the pair not chosen keeps its mask.
     assert iou > 0.8
     assert np.array_equal(batch["ref_mask"][1], wrong)
+
+
+def test_rollout_back_and_forth_keeps_following_the_object():
+    from napari_ois.train.samples import stack_samples
+    from napari_ois.train.step import _images, _valid_hw, rollout_references
+
+    model = _prior_model().eval()
+    image, mask = _scene(size=(64, 64))
+    ref_image, ref_truth = _scene(shift=6, size=(64, 64))
+    wrong = np.zeros_like(mask)
+    wrong[2:8, 2:8] = True
+    pair = TrainingSample(image, mask, np.zeros_like(mask), ref_image=ref_image, ref_mask=wrong, kind="coco-pair")
+    batch = stack_samples([pair])
+    valid_hw = _valid_hw(batch["ignore"])
+    with torch.no_grad():
+        cache = model.encode(_images(batch, "image", "cpu"), valid_hw)
+        ref_cache = model.encode(_images(batch, "ref_image", "cpu"), valid_hw)
+    with pytest.raises(ValueError, match="odd"):
+        rollout_references(model, batch, cache, ref_cache, valid_hw, np.array([True]), "cpu", steps=2)
+    rollout_references(model, batch, cache, ref_cache, valid_hw, np.array([True]), "cpu", steps=3)
+    rolled = batch["ref_mask"][0]
+    # Three steps (current -> reference -> current -> reference) end on the reference
+    # frame, on the moved object, not on the degraded mask nor the current frame's.
+    assert (rolled & ref_truth).sum() / (rolled | ref_truth).sum() > 0.8
+    assert (rolled & ref_truth).sum() > (rolled & mask & ~ref_truth).sum()

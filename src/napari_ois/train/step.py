@@ -44,6 +44,9 @@ class StepSettings:
     rollout_reference_prob : float
         Pair samples whose reference mask is replaced by the model's own prediction on
         the reference frame (see :func:`rollout_references`).
+    rollout_max_steps : int
+        Longest roll-out (odd); each batch draws its length from 1, 3, .. this, so
+        some references carry the error of several propagation steps.
     exact_propagation_steps : bool
         Train zero-click pairs exactly as propagation runs them: the previous mask is
         the reference mask and no corrective click is simulated (else those samples
@@ -57,6 +60,7 @@ class StepSettings:
     zero_click_prob: float = 0.25
     rollout_reference_prob: float = 0.0
     exact_propagation_steps: bool = False
+    rollout_max_steps: int = 1
 
 
 def _images(batch: dict, key: str, device) -> torch.Tensor:
@@ -97,6 +101,13 @@ class _BatchPrior:
                 ref = Reference(prior.encode(batch["ref_image"][i][:h, :w]), batch["ref_mask"][i][:h, :w])
             self.references.append(ref)
 
+    def set_reference_masks(self, masks: torch.Tensor) -> None:
+        """Give every sample that has a reference the (B, 1, S, S) ``masks`` as its reference mask."""
+        masks_np = masks[:, 0].detach().cpu().numpy() > 0.5
+        for i, ((h, w), ref) in enumerate(zip(self.extents, self.references)):
+            if ref is not None:
+                self.references[i] = Reference(ref.embedding, masks_np[i, :h, :w])
+
     def __call__(self, clicks: list[np.ndarray], prev: torch.Tensor, has_prev: torch.Tensor) -> torch.Tensor:
         """(B, 1, S, S) prior probability (zeros on the padding)."""
         out = np.zeros((len(clicks), 1, self.size, self.size), np.float32)
@@ -114,17 +125,23 @@ _PRIORS: dict[int, ClassicalPrior] = {}
 
 
 def rollout_references(model: OISModel, batch: dict, cache, ref_cache, valid_hw: torch.Tensor,
-                       chosen: np.ndarray, device) -> None:
+                       chosen: np.ndarray, device, steps: int = 1) -> None:
     """Replace the reference masks of the ``chosen`` pairs by the model's own propagation.
 
     At inference the reference of frame t is the model's mask on frame t-1, with its
-    systematic errors (e.g. a band too wide); a model trained only on ground truth
-    degraded at random never learns to undo them, and they compound frame after
-    frame. Here the model first propagates backwards, exactly as one propagation step
-    does: it segments the reference frame given the current frame's true mask as
-    reference and previous mask, with no click. That mask, errors included, becomes
-    the pair's reference (and previous) mask, so the trained step is the second of a
-    two-step chain. No gradient flows through the roll-out.
+    systematic errors (e.g. a band too wide, or a mask a little smaller each frame);
+    a model trained only on ground truth degraded at random never learns to undo
+    them, and they compound frame after frame. Here the model first propagates
+    backwards, exactly as one propagation step does: it segments the reference frame
+    given the current frame's true mask as reference and previous mask, with no
+    click. That mask, errors included, becomes the pair's reference (and previous)
+    mask, so the trained step is the second of a two-step chain.
+
+    With ``steps`` > 1 (odd) the chain goes back and forth between the two frames
+    (current -> reference -> current -> reference ...), so the reference carries the
+    error of ``steps`` propagation steps, as deep in a long video, and the trained
+    step must bring that mask back to the truth. No gradient flows through the
+    roll-out.
 
     Parameters
     ----------
@@ -134,27 +151,46 @@ def rollout_references(model: OISModel, batch: dict, cache, ref_cache, valid_hw:
         The encoded current and reference frames (batch B).
     chosen : np.ndarray
         (B,) bool, pairs to roll out.
+    steps : int
+        Odd number of propagation steps; the last one lands on the reference frame.
     """
     if not chosen.any():
         return
+    if steps < 1 or steps % 2 == 0:
+        raise ValueError(f"roll-out steps must be odd and >= 1, got {steps}")
     b = len(chosen)
-    truth = torch.from_numpy(batch["mask"]).float()[:, None].to(device)
-    has_prev = torch.from_numpy(chosen).to(device)
-    prompts = PromptBatch.from_clicks([[] for _ in range(b)], truth, device)
-    prompts.has_prev = has_prev
-    with torch.no_grad():
-        backwards = ReferencePrompt(cache.tokens.detach(), area_resize(truth, cache.tokens.shape[-2:]), has_prev)
-        if model.prior_fusion is not None:
-            swapped = {"image": batch["ref_image"], "mask": batch["mask"], "ref_image": batch["image"],
-                       "ref_mask": batch["mask"], "has_ref": chosen}
-            prior = _BatchPrior(_classical_prior(model.config.prior_work_size), swapped, valid_hw, only=chosen)
-            prompts.prior = prior([np.zeros((0, 3), np.int64)] * b, truth, has_prev)
-        prob = torch.sigmoid(model.forward_prompt(ref_cache, prompts, backwards).float())[:, 0].cpu().numpy()
-    valid = ~batch["ignore"]
-    for i in np.flatnonzero(chosen):
-        rolled = (prob[i] > 0.5) & valid[i]
-        if rolled.any():  # a lost object keeps its degraded reference
-            batch["ref_mask"][i] = rolled
+    valid = torch.from_numpy(~batch["ignore"])[:, None].to(device)
+    mask = torch.from_numpy(batch["mask"]).float()[:, None].to(device)  # on the current frame
+    alive = torch.from_numpy(chosen).to(device)
+    # The classical prior of each direction: frames encoded once, reference masks set per step.
+    priors = [None, None]
+    if model.prior_fusion is not None:
+        work = _classical_prior(model.config.prior_work_size)
+        backward = {"image": batch["ref_image"], "mask": batch["mask"], "ref_image": batch["image"],
+                    "ref_mask": batch["mask"], "has_ref": chosen}
+        forward = {"image": batch["image"], "mask": batch["mask"], "ref_image": batch["ref_image"],
+                   "ref_mask": batch["mask"], "has_ref": chosen}
+        priors = [_BatchPrior(work, backward, valid_hw, only=chosen),
+                  _BatchPrior(work, forward, valid_hw, only=chosen) if steps > 1 else None]
+    for k in range(steps):
+        # Even k: current -> reference frame; odd k: reference -> current frame.
+        source, target = (cache, ref_cache) if k % 2 == 0 else (ref_cache, cache)
+        prompts = PromptBatch.from_clicks([[] for _ in range(b)], mask, device)
+        prompts.has_prev = alive
+        with torch.no_grad():
+            ref_prompt = ReferencePrompt(source.tokens.detach(), area_resize(mask, source.tokens.shape[-2:]), alive)
+            prior = priors[k % 2]
+            if prior is not None:
+                prior.set_reference_masks(mask)
+                prompts.prior = prior([np.zeros((0, 3), np.int64)] * b, mask, alive)
+            prob = torch.sigmoid(model.forward_prompt(target, prompts, ref_prompt).float())
+        new = ((prob > 0.5) & valid).float()
+        # A lost object stops its chain and keeps its degraded reference.
+        alive = alive & (new.flatten(1).sum(1) > 0)
+        mask = torch.where(alive[:, None, None, None], new, mask)
+    rolled = mask[:, 0].cpu().numpy() > 0.5
+    for i in np.flatnonzero(alive.cpu().numpy()):
+        batch["ref_mask"][i] = rolled[i]
 
 
 def _classical_prior(work_size: int) -> ClassicalPrior:
@@ -192,7 +228,10 @@ def training_step(
             ref_cache = model.encode(_images(batch, "ref_image", device), valid_hw)
         if settings.rollout_reference_prob > 0:  # no draw when off: older runs replay unchanged
             rollout = batch["has_ref"] & (rng.random(b) < settings.rollout_reference_prob)
-            rollout_references(model, batch, cache, ref_cache, valid_hw, rollout, device)
+            steps = 1
+            if settings.rollout_max_steps > 1:  # no draw when off: older runs replay unchanged
+                steps = 1 + 2 * int(rng.integers(0, (settings.rollout_max_steps + 1) // 2))
+            rollout_references(model, batch, cache, ref_cache, valid_hw, rollout, device, steps)
         ref_mask = torch.from_numpy(batch["ref_mask"]).float()[:, None].to(device)
         reference = ReferencePrompt(ref_cache.tokens, area_resize(ref_mask, ref_cache.tokens.shape[-2:]),
                                     has_ref.to(device))
