@@ -104,3 +104,61 @@ def test_a_checkpoint_carries_its_zoom_settings(untrained, tmp_path):
     segmenter.predict(embedding, [], prev_prob=mask.astype(np.float32), reference=Reference(previous, mask))
     assert len(embedding.crops) == 1  # a pure propagation step zoomed in
     assert not OISSegmenter(untrained, "cpu").zoom.without_clicks  # no metadata: the default
+
+
+def _large_scene():
+    """A 480 x 640 frame (twice the prior's 320 px working size) with a 20 x 26 bright blob."""
+    rng = np.random.default_rng(7)
+    image = 0.2 + 0.1 * rng.random((480, 640, 3), dtype=np.float32)
+    yy, xx = np.mgrid[:480, :640]
+    mask = ((yy - 240) / 10.0) ** 2 + ((xx - 300) / 13.0) ** 2 <= 1.0
+    image[mask] = 0.8
+    return image, mask
+
+
+def test_the_prior_is_recomputed_on_the_crop_of_a_downscaled_frame(untrained):
+    segmenter = OISSegmenter(untrained, "cpu")
+    assert segmenter.config.prior_work_size < 480  # the whole-frame prior runs downscaled
+    classical = ClassicalSegmenter(work_size=segmenter.config.prior_work_size)
+    image, mask = _large_scene()
+    embedding = segmenter.encode(image)
+    clicks = [Click(1, 0, 240, 300, True)]
+    ours = segmenter.predict(embedding, clicks).prob
+    (box,) = embedding.crops
+    assert list(embedding.prior_crops) == [box]
+    y0, y1, x0, x1 = box
+    # Untrained, the residual is zero: inside the crop the result is the classical
+    # backend run on the crop itself (full resolution), not on the downscaled frame.
+    crop = (image[y0:y1, x0:x1] * 255 + 0.5).astype(np.uint8).astype(np.float32) / 255
+    on_crop = classical.predict(classical.encode(crop), [Click(1, 0, 240 - y0, 300 - x0, True)]).prob
+    assert np.abs(ours[y0:y1, x0:x1] - on_crop).max() < 1e-3
+    assert embedding.nbytes > embedding.cache.nbytes + embedding.image.nbytes + sum(
+        v.nbytes for v in vars(embedding.prior).values() if isinstance(v, np.ndarray))
+    off = OISSegmenter(untrained, "cpu", ZoomSettings(crop_prior=False))
+    plain = off.encode(image)
+    off.predict(plain, clicks)
+    assert plain.crops and not plain.prior_crops
+
+
+def test_a_propagated_small_object_keeps_its_shape_with_the_crop_prior(untrained):
+    image, mask = _large_scene()
+    shifted, truth = np.roll(image, 3, axis=1), np.roll(mask, 3, axis=1)
+    ious = {}
+    for crop_prior in (True, False):
+        segmenter = OISSegmenter(untrained, "cpu", ZoomSettings(without_clicks=True, crop_prior=crop_prior))
+        previous, current = segmenter.encode(image), segmenter.encode(shifted)
+        found = segmenter.predict(current, [], prev_prob=mask.astype(np.float32),
+                                  reference=Reference(previous, mask)).prob > 0.5
+        ious[crop_prior] = (found & truth).sum() / (found | truth).sum()
+        # The reference frame's same crop is encoded for the prior's reference prompt.
+        assert list(previous.prior_crops) == list(current.prior_crops) == (list(current.crops) if crop_prior else [])
+    # Measured: 0.998 on the crop against 0.938 on the 2x downscaled frame.
+    assert ious[True] > 0.97 and ious[True] > ious[False] + 0.03
+
+
+def test_a_frame_within_the_prior_size_needs_no_crop_prior(untrained):
+    segmenter = OISSegmenter(untrained, "cpu")
+    image, _ = _scene()  # 240 x 320: the prior already runs at full resolution
+    embedding = segmenter.encode(image)
+    segmenter.predict(embedding, [Click(1, 0, 110, 165, True)])
+    assert embedding.crops and not embedding.prior_crops

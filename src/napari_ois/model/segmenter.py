@@ -8,7 +8,7 @@ path. Probabilities come back at the full frame resolution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -45,6 +45,9 @@ class OISEmbedding:
     crops : dict
         Box (y0, y1, x0, x1) -> (EncoderCache, Geometry) of the crops encoded so far,
         oldest first.
+    prior_crops : dict
+        Box -> the classical backend's embedding of that crop at up to its own working
+        size (see :attr:`ZoomSettings.crop_prior`), oldest first.
     """
 
     cache: EncoderCache
@@ -52,6 +55,7 @@ class OISEmbedding:
     prior: object | None = None
     image: np.ndarray | None = None
     crops: dict = field(default_factory=dict)
+    prior_crops: dict = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -59,8 +63,9 @@ class OISEmbedding:
         extra = sum(crop.nbytes for crop, _ in self.crops.values())
         if self.image is not None:
             extra += self.image.nbytes
-        if self.prior is not None:
-            extra += sum(v.nbytes for v in vars(self.prior).values() if isinstance(v, np.ndarray))
+        for prior in [self.prior, *self.prior_crops.values()]:
+            if prior is not None:
+                extra += sum(v.nbytes for v in vars(prior).values() if isinstance(v, np.ndarray))
         return self.cache.nbytes + extra
 
 
@@ -181,6 +186,10 @@ class OISSegmenter:
             full_logits, score = whole
         else:
             box, crop_cache, crop_geometry = crop
+            if prior_full is not None and self._prior_lost_detail(embedding):
+                y0, y1, x0, x1 = box
+                prior_full = prior_full.copy()
+                prior_full[y0:y1, x0:x1] = self._prior_on_crop(embedding, box, clicks, prev_prob, reference)
             ref_prompt = self._reference(embedding, reference, crop_cache)
             full_logits, _ = whole
             crop_logits, score = self._predict_in(crop_cache, crop_geometry, box, clicks, prev_prob, prior_full,
@@ -273,6 +282,41 @@ class OISSegmenter:
                 reference.embedding.prior is not None):
             ref = Reference(reference.embedding.prior, reference.mask)
         return self.prior.predict(embedding.prior, clicks, prev_prob, ref)
+
+    def _prior_lost_detail(self, embedding: OISEmbedding) -> bool:
+        """Whether the whole-frame prior ran on a downscaled grid that a crop prior would refine."""
+        return self.zoom.crop_prior and embedding.prior is not None and embedding.prior.scale < 1.0
+
+    def _prior_crop_embedding(self, embedding: OISEmbedding, box: Box):
+        """The classical embedding of the crop ``box`` of an encoded frame (cached per frame)."""
+        if box not in embedding.prior_crops:
+            y0, y1, x0, x1 = box
+            embedding.prior_crops[box] = self.prior.encode(embedding.image[y0:y1, x0:x1].astype(np.float32) / 255.0)
+            while len(embedding.prior_crops) > self.zoom.keep_crops:
+                embedding.prior_crops.pop(next(iter(embedding.prior_crops)))
+        return embedding.prior_crops[box]
+
+    def _prior_on_crop(self, embedding: OISEmbedding, box: Box, clicks: Sequence[Click],
+                       prev_prob: np.ndarray | None, reference: Reference | None) -> np.ndarray:
+        """(y1 - y0, x1 - x0) classical prior recomputed on the crop ``box``.
+
+        The classical backend works on a grid of at most ``prior_work_size`` pixels: on a
+        576 x 720 cell frame a 25 px cell spans 11 of its pixels (5 on its coarse
+        geodesic grid) and its propagated mask loses a rim each frame. On the crop it
+        runs at up to full resolution, the scale the network's prior had in training
+        (object-centred 256 px views). The reference is the same box of the reference
+        frame, when that frame kept its pixels.
+        """
+        y0, y1, x0, x1 = box
+        inside = [replace(c, y=c.y - y0, x=c.x - x0) for c in clicks if y0 <= c.y < y1 and x0 <= c.x < x1]
+        prev = None if prev_prob is None else np.asarray(prev_prob, np.float32)[y0:y1, x0:x1]
+        ref = None
+        ref_embedding = reference.embedding if reference is not None else None
+        if (isinstance(ref_embedding, OISEmbedding) and ref_embedding.image is not None
+                and np.shape(reference.mask) == ref_embedding.geometry.orig_hw
+                and ref_embedding.geometry.orig_hw == embedding.geometry.orig_hw):
+            ref = Reference(self._prior_crop_embedding(ref_embedding, box), np.asarray(reference.mask)[y0:y1, x0:x1])
+        return self.prior.predict(self._prior_crop_embedding(embedding, box), inside, prev, ref)
 
     def _reference(self, embedding: OISEmbedding, reference: Reference | None,
                    crop_cache: EncoderCache | None = None) -> ReferencePrompt | None:
