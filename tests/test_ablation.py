@@ -55,6 +55,19 @@ def test_each_variant_removes_only_its_component(prior_checkpoint):
     with pytest.raises(InputError):
         ablated(model, "no such thing")
     assert not ablated_segmenter(model, "no zoom").zoom.enabled and ablated_segmenter(model, "full").zoom.enabled
+    no_crop_prior = ablated_segmenter(model, "no crop prior").zoom
+    assert no_crop_prior.enabled and not no_crop_prior.crop_prior and ablated_segmenter(model, "full").zoom.crop_prior
+
+
+def test_prior_only_zeroes_the_residual_head_of_a_copy():
+    torch.manual_seed(0)
+    model = OISModel(preset_config("test", use_prior=True)).eval()
+    head = model.decoder.head[-1]
+    with torch.no_grad():
+        head.weight.normal_()  # as if trained
+    out = ablated(model, "prior only")
+    assert float(out.decoder.head[-1].weight.abs().sum()) == 0.0
+    assert float(head.weight.abs().sum()) > 0  # the original keeps its weights
 
 
 def test_untrained_prior_model_scores_like_classical_and_every_row_is_reported(prior_checkpoint, folder_dataset,

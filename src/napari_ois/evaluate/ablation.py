@@ -3,7 +3,8 @@
 Each variant is the *same* trained network with one component removed at inference
 (no retraining, which two CPU cores cannot afford per switch): order maps, the
 object-aware mask, click tokens, the dense prompt, the reference prompt, the
-classical prior, or the zoom-in around the object. It measures how much the trained model leans on each component,
+classical prior, the zoom-in around the object or its crop prior; ``prior only`` zeroes
+the residual head, leaving the classical prior the network refines. It measures how much the trained model leans on each component,
 not what a model trained without it would reach; the report says so.
 """
 
@@ -14,11 +15,13 @@ import dataclasses
 import json
 from pathlib import Path
 
+import torch
+
 from ..core.errors import InputError
 from ..model.checkpoint import load_model
 from ..model.network import OISModel
 from ..model.segmenter import OISSegmenter
-from ..model.zoom import ZoomSettings
+from ..model.zoom import zoom_from_metadata
 from .click_eval import evaluate_clicks, summarize
 from .datasets import load_click_items, load_sequences
 from .propagation_eval import evaluate_sequence, summarize_sequences
@@ -32,8 +35,12 @@ VARIANTS: dict[str, tuple[dict, tuple[str, ...]]] = {
     "no dense": ({"use_dense": False}, ("dense_encoder",)),
     "no reference": ({"use_reference": False}, ("reference_encoder",)),
     "no prior": ({"use_prior": False}, ("prior_fusion",)),
-    "no zoom": ({}, ()),  # an inference setting, not a network part: see ablated_segmenter
+    "no zoom": ({}, ()),  # inference settings, not network parts: see ablated_segmenter
+    "no crop prior": ({}, ()),
+    "prior only": ({}, ()),  # the residual head zeroed: what the network adds to its prior
 }
+# Zoom-in settings changed by the inference-only variants.
+ZOOM_VARIANTS = {"no zoom": {"enabled": False}, "no crop prior": {"crop_prior": False}}
 
 
 def ablated(model: OISModel, variant: str) -> OISModel:
@@ -52,12 +59,23 @@ def ablated(model: OISModel, variant: str) -> OISModel:
     out.config = dataclasses.replace(model.config, **switches)
     for name in modules:
         setattr(out, name, None)
+    if variant == "prior only":
+        # The residual head starts at zero (model/prior.py): zeroed again, the model
+        # returns its (learnt-gain) classical prior, zoom-in and crop prior included.
+        head = out.decoder.head[-1]
+        with torch.no_grad():
+            head.weight.zero_()
+            if head.bias is not None:
+                head.bias.zero_()
     return out.eval()
 
 
 def ablated_segmenter(model: OISModel, variant: str) -> OISSegmenter:
-    """The backend for ``variant``: the ablated network, with zoom-in unless ``no zoom``."""
-    zoom = ZoomSettings(enabled=False) if variant == "no zoom" else None
+    """The backend for ``variant``: the ablated network with the checkpoint's zoom settings, changed
+    for ``no zoom`` and ``no crop prior``."""
+    zoom = None
+    if variant in ZOOM_VARIANTS:
+        zoom = dataclasses.replace(zoom_from_metadata(getattr(model, "metadata", {}) or {}), **ZOOM_VARIANTS[variant])
     return OISSegmenter(ablated(model, variant), "cpu", zoom)
 
 
