@@ -88,3 +88,13 @@ def test_cli_prints_the_table(prior_checkpoint, folder_dataset, capsys):
                  "--max-clicks", "2"]) == 0
     out = capsys.readouterr().out
     assert "| variant |" in out and all(f"| {name} |" in out for name in VARIANTS)
+
+
+def test_cli_runs_the_chosen_variants_only(prior_checkpoint, folder_dataset, capsys):
+    assert main(["eval", "ablation", str(folder_dataset), "--format", "folder", "--checkpoint", prior_checkpoint,
+                 "--max-clicks", "2", "--variants", "full,prior only"]) == 0
+    out = capsys.readouterr().out
+    assert "| full |" in out and "| prior only |" in out and "| no zoom |" not in out
+    assert main(["eval", "ablation", str(folder_dataset), "--format", "folder", "--checkpoint", prior_checkpoint,
+                 "--variants", "no such part"]) != 0
+    assert "unknown ablation" in capsys.readouterr().err

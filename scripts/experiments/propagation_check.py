@@ -6,13 +6,18 @@ Two sets, both outside dev/:
   visible; exact ground truth.
 - ``ctc-train``: 12 cells of the CTC *training* frames 0-5 (the trainer saw these frames as
   pairs: a check of the chain, not a held-out score).
+- ``coco-moving``: the 30 held-out COCO training objects (the trainer's validation objects,
+  never trained on), each made an 8-frame video by a slow random camera motion (cumulative
+  shift, rotation, zoom of the whole photo): natural backgrounds and large objects, where a
+  residual that leaks into the background grows the mask frame after frame.
 
 Each step segments frame t from the mask of t-1 as reference and previous mask, no click,
 exactly as propagation does. Prints the mean J and the median area ratio per step
 (< 1: masks shrink, > 1: they grow).
 
-Usage: python scripts/experiments/propagation_check.py BACKEND_OR_CHECKPOINT [zoom] [VARIANT]
+Usage: python scripts/experiments/propagation_check.py BACKEND_OR_CHECKPOINT [zoom|nozoom] [VARIANT|full] [SETS]
 VARIANT: a test-time ablation of ``napari-ois eval ablation`` (e.g. "no reference").
+SETS: comma-separated subset of synthetic,ctc-train,coco-moving (default: all).
 """
 
 import sys
@@ -53,6 +58,34 @@ def ctc_cells(n=12, frames=6):
         yield rgb, segs == i
 
 
+def coco_moving(n=30, frames=8):
+    from skimage.io import imread
+    from skimage.transform import SimilarityTransform, warp
+
+    from napari_ois.train.trainer import TrainConfig, validation_items
+
+    for k, item in enumerate(validation_items(TrainConfig(validation_items=n))):
+        rng = np.random.default_rng([555, k])
+        image = imread(item.image_path)
+        image = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3]
+        image = image.astype(np.float32) / 255
+        h, w = item.truth.shape
+        centre = np.array([w / 2, h / 2])
+        motion = np.eye(3)
+        video, masks = [], []
+        for t in range(frames):
+            if t:  # per frame: shift <= 1.5 % of the size, rotation <= 2 deg, zoom <= 2 %
+                step = (SimilarityTransform(translation=-centre) + SimilarityTransform(
+                    scale=rng.uniform(0.98, 1.02), rotation=np.deg2rad(rng.uniform(-2, 2)),
+                    translation=centre + rng.uniform(-0.015, 0.015, 2) * max(h, w)))
+                motion = step.params @ motion
+            inverse = SimilarityTransform(matrix=np.linalg.inv(motion))
+            video.append(warp(image, inverse, order=1, mode="reflect").astype(np.float32))
+            masks.append(warp(item.truth.astype(np.float32), inverse, order=1, mode="constant") > 0.5)
+        if all(m.sum() >= 0.002 * h * w for m in masks):
+            yield video, np.stack(masks)
+
+
 def chain(segmenter, videos):
     ious, ratios, cache = [], [], {}
     for frames, truth in videos:
@@ -78,9 +111,11 @@ if name in ("classical", "grabcut-cv"):
     segmenter = get_segmenter(name, "cpu")
 else:
     model = load_model(None if name == "default" else name, "cpu")
-    if len(sys.argv) > 3:
+    if len(sys.argv) > 3 and sys.argv[3] != "full":
         model = ablated(model, sys.argv[3])
     segmenter = OISSegmenter(model, "cpu", zoom)
-for label, videos in (("synthetic", synthetic_videos()), ("ctc-train", ctc_cells())):
+sets = {"synthetic": synthetic_videos, "ctc-train": ctc_cells, "coco-moving": coco_moving}
+for label in (sys.argv[4].split(",") if len(sys.argv) > 4 else sets):
+    videos = sets[label]()
     j, per_step, ratio = chain(segmenter, videos)
     print(f"{label}: J {j:.3f} per step {np.round(per_step, 2).tolist()} area ratio/step {ratio:.2f}", flush=True)

@@ -96,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("--limit", type=int, default=None, help="evaluate the first N objects")
     ablation.add_argument("--max-clicks", type=int, default=10)
     ablation.add_argument("--propagation", default=None, help="also J mean on this DAVIS-format folder")
+    ablation.add_argument("--propagation-format", default="davis", choices=("davis", "ctc"),
+                          help="layout of the --propagation folder")
     ablation.add_argument("--sequences", default=None, help="comma-separated sequence names")
+    ablation.add_argument("--variants", default=None, help="comma-separated variants (default: all)")
     ablation.add_argument("--json", default=None)
     for p in (clicks, prop_eval):
         p.add_argument("--backend", default="classical", choices=BACKENDS)
@@ -329,8 +332,9 @@ def run_eval(args: argparse.Namespace) -> int:
         from .evaluate.ablation import markdown_table, run_ablation
 
         names = args.sequences.split(",") if args.sequences else None
+        variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
         payload = run_ablation(args.checkpoint, args.root, args.format, args.limit, args.max_clicks,
-                               args.propagation, "davis", names, json_path=args.json,
+                               args.propagation, args.propagation_format, names, variants, json_path=args.json,
                                log=lambda line: print(line, file=sys.stderr))
         print(markdown_table(payload))
         return 0
