@@ -162,3 +162,22 @@ def test_a_frame_within_the_prior_size_needs_no_crop_prior(untrained):
     embedding = segmenter.encode(image)
     segmenter.predict(embedding, [Click(1, 0, 110, 165, True)])
     assert embedding.crops and not embedding.prior_crops
+
+
+def test_crop_only_steps_match_the_full_step_inside_the_crop_and_skip_the_frame_prior(untrained, monkeypatch):
+    image, mask = _large_scene()
+    shifted, truth = np.roll(image, 3, axis=1), np.roll(mask, 3, axis=1)
+    results = {}
+    for crop_only in (False, True):
+        segmenter = OISSegmenter(untrained, "cpu", ZoomSettings(without_clicks=True, crop_only_steps=crop_only))
+        previous, current = segmenter.encode(image), segmenter.encode(shifted)
+        calls = []
+        original = segmenter._prior
+        monkeypatch.setattr(segmenter, "_prior", lambda *a, **k: calls.append(1) or original(*a, **k))
+        results[crop_only] = segmenter.predict(current, [], prev_prob=mask.astype(np.float32),
+                                               reference=Reference(previous, mask)).prob
+        assert len(calls) == (0 if crop_only else 1)  # no whole-frame classical pass
+    (y0, y1, x0, x1), = current.crops
+    # Untrained (zero residual), inside the crop both are the crop prior; outside, background.
+    assert np.abs(results[True][y0:y1, x0:x1] - results[False][y0:y1, x0:x1]).max() < 1e-3
+    assert results[True].sum() > 0 and (results[True] > 0.5)[truth].mean() > 0.95

@@ -36,7 +36,11 @@ def build_panel(w: QWidget) -> None:
     """Create the controls as attributes of ``w`` and lay them out in ``w``."""
     w.image_combo = QComboBox(toolTip="Image layer to annotate")
     w.axis_spin = QSpinBox(toolTip="Axis of the image walked by propagation (time or depth)")
-    w.backend_combo = QComboBox(toolTip="Segmentation backend")
+    w.backend_combo = QComboBox(toolTip=(
+        "Segmentation backend\n"
+        "classical: training-free, the fastest; best J on large objects in natural videos\n"
+        "ois: the trained model; best on cells, nuclei and small objects in large frames\n"
+        "grabcut-cv: OpenCV's GrabCut driven by the clicks"))
     w.backend_combo.addItems(list(BACKENDS))
     w.device_combo = QComboBox(toolTip="Where torch backends run")
     w.device_combo.addItems(list(DEVICES))

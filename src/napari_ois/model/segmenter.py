@@ -179,6 +179,12 @@ class OISSegmenter:
         if not any(c.positive for c in clicks) and ref_prompt is None and not has_prev:
             # Nothing says where the object is: an empty mask, and no confidence in it.
             return Prediction(np.zeros(geometry.orig_hw, np.float32), 0.0)
+        if not clicks and self.zoom.crop_only_steps and self.prior is not None and self._prior_lost_detail(embedding):
+            # A propagation step: the previous and reference masks place the crop, so the
+            # whole-frame prior and residual (a third of the step's time) are not needed.
+            crop = self._zoom_crop(embedding, clicks, prev_prob, reference, None)
+            if crop is not None:
+                return self._predict_crop_only(embedding, crop, prev_prob, reference)
         prior_full = self._prior(embedding, clicks, prev_prob, reference) if self.prior is not None else None
         whole = self._predict_in(embedding.cache, geometry, None, clicks, prev_prob, prior_full, ref_prompt)
         crop = self._zoom_crop(embedding, clicks, prev_prob, reference, prior_full)
@@ -206,6 +212,26 @@ class OISSegmenter:
             gain = self.model.prior_fusion.gain.detach().float()
             full_logits = full_logits + gain * prior_logit(torch.from_numpy(prior_full)[None, None].to(full_logits.device))
         prob = torch.sigmoid(full_logits)[0, 0].cpu().numpy().astype(np.float32, copy=False)
+        return Prediction(prob, score)
+
+    def _predict_crop_only(self, embedding: OISEmbedding, crop: tuple[Box, EncoderCache, Geometry],
+                           prev_prob: np.ndarray | None, reference: Reference | None) -> Prediction:
+        """A click-free step predicted on the crop alone; the frame outside it is background.
+
+        The crop is twice the previous mask's box, so an object that moves less than half
+        its size per frame stays inside (RITM's zoom-in pastes its crop the same way).
+        """
+        box, crop_cache, crop_geometry = crop
+        y0, y1, x0, x1 = box
+        prior_crop = self._prior_on_crop(embedding, box, [], prev_prob, reference)
+        prior_full = np.zeros(embedding.geometry.orig_hw, np.float32)
+        prior_full[y0:y1, x0:x1] = prior_crop
+        ref_prompt = self._reference(embedding, reference, crop_cache)
+        logits, score = self._predict_in(crop_cache, crop_geometry, box, [], prev_prob, prior_full, ref_prompt)
+        gain = self.model.prior_fusion.gain.detach().float()
+        logits = logits + gain * prior_logit(torch.from_numpy(prior_crop)[None, None].to(logits.device))
+        prob = np.zeros(embedding.geometry.orig_hw, np.float32)
+        prob[y0:y1, x0:x1] = torch.sigmoid(logits)[0, 0].cpu().numpy()
         return Prediction(prob, score)
 
     def _predict_in(self, cache: EncoderCache, geometry: Geometry, box: Box | None, clicks: Sequence[Click],

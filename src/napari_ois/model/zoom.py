@@ -55,6 +55,9 @@ class ZoomSettings:
         a downscaled grid (frames larger than the prior's working size). On training-side
         checks it lifted CTC cells clicked (mIoU@5 0.40 -> 0.68) and propagated
         (J 0.39 -> 0.83), and held-out COCO objects NoC@85 6.60 -> 6.27.
+    crop_only_steps : bool
+        With the crop prior, predict a click-free (propagation) step on the crop alone,
+        placed by the previous and reference masks: no whole-frame prior or residual.
     """
 
     enabled: bool = True
@@ -65,6 +68,7 @@ class ZoomSettings:
     keep_iou: float = 0.5
     keep_crops: int = 8
     crop_prior: bool = True
+    crop_only_steps: bool = False
 
 
 def zoom_from_metadata(metadata: dict) -> ZoomSettings:
