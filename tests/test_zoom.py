@@ -140,15 +140,25 @@ def test_the_prior_is_recomputed_on_the_crop_of_a_downscaled_frame(untrained):
     assert plain.crops and not plain.prior_crops
 
 
-def test_a_propagated_small_object_keeps_its_shape_with_the_crop_prior(untrained):
+def _step(segmenter, monkeypatch=None):
+    """One propagation step on the large scene shifted by 3 px: (previous, current, prob, truth, prior calls)."""
     image, mask = _large_scene()
     shifted, truth = np.roll(image, 3, axis=1), np.roll(mask, 3, axis=1)
+    previous, current = segmenter.encode(image), segmenter.encode(shifted)
+    calls = []
+    if monkeypatch is not None:
+        original = segmenter._prior
+        monkeypatch.setattr(segmenter, "_prior", lambda *a, **k: calls.append(1) or original(*a, **k))
+    prob = segmenter.predict(current, [], prev_prob=mask.astype(np.float32), reference=Reference(previous, mask)).prob
+    return previous, current, prob, truth, calls
+
+
+def test_a_propagated_small_object_keeps_its_shape_with_the_crop_prior(untrained):
     ious = {}
     for crop_prior in (True, False):
         segmenter = OISSegmenter(untrained, "cpu", ZoomSettings(without_clicks=True, crop_prior=crop_prior))
-        previous, current = segmenter.encode(image), segmenter.encode(shifted)
-        found = segmenter.predict(current, [], prev_prob=mask.astype(np.float32),
-                                  reference=Reference(previous, mask)).prob > 0.5
+        previous, current, prob, truth, _ = _step(segmenter)
+        found = prob > 0.5
         ious[crop_prior] = (found & truth).sum() / (found | truth).sum()
         # The reference frame's same crop is encoded for the prior's reference prompt.
         assert list(previous.prior_crops) == list(current.prior_crops) == (list(current.crops) if crop_prior else [])
@@ -165,17 +175,10 @@ def test_a_frame_within_the_prior_size_needs_no_crop_prior(untrained):
 
 
 def test_crop_only_steps_match_the_full_step_inside_the_crop_and_skip_the_frame_prior(untrained, monkeypatch):
-    image, mask = _large_scene()
-    shifted, truth = np.roll(image, 3, axis=1), np.roll(mask, 3, axis=1)
     results = {}
     for crop_only in (False, True):
         segmenter = OISSegmenter(untrained, "cpu", ZoomSettings(without_clicks=True, crop_only_steps=crop_only))
-        previous, current = segmenter.encode(image), segmenter.encode(shifted)
-        calls = []
-        original = segmenter._prior
-        monkeypatch.setattr(segmenter, "_prior", lambda *a, **k: calls.append(1) or original(*a, **k))
-        results[crop_only] = segmenter.predict(current, [], prev_prob=mask.astype(np.float32),
-                                               reference=Reference(previous, mask)).prob
+        _, current, results[crop_only], truth, calls = _step(segmenter, monkeypatch)
         assert len(calls) == (0 if crop_only else 1)  # no whole-frame classical pass
     (y0, y1, x0, x1), = current.crops
     # Untrained (zero residual), inside the crop both are the crop prior; outside, background.
