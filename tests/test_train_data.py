@@ -290,3 +290,43 @@ def test_longer_synthetic_videos_keep_moving_the_same_objects():
     n_objects = len(video[0][3])
     assert all(len(frame[3]) == n_objects for frame in video)
     assert not np.array_equal(video[3][1], video[4][1])
+
+
+def test_bleed_mask_adds_connected_background_only():
+    from scipy import ndimage
+
+    from napari_ois.train.augment import bleed_mask
+
+    # An L-shaped object: a concavity to fill and a ring to leak into.
+    mask = np.zeros((96, 96), bool)
+    mask[20:80, 55:65] = True
+    mask[70:80, 20:65] = True
+    rng = np.random.default_rng(0)
+    grown = [bleed_mask(mask, rng) for _ in range(40)]
+    assert all((g >= mask).all() for g in grown)  # never removes the object
+    added = [int((g & ~mask).sum()) for g in grown]
+    assert sum(a > 0.1 * mask.sum() for a in added) >= 10  # leaks of real size happen often
+    # The leak touches the object: the result is one piece when the object is.
+    assert all(ndimage.label(g)[1] == 1 for g in grown)
+    # Both kinds show: fills inside the L's hull and blobs outside it.
+    hull = np.zeros_like(mask)
+    hull[20:80, 20:65] = True
+    assert any(((g & ~mask) & hull).sum() > 50 for g in grown)
+    assert any(((g & ~mask) & ~hull).sum() > 50 for g in grown)
+    assert not bleed_mask(np.zeros((8, 8), bool), rng).any()
+
+
+def test_bleed_references_touch_only_chosen_pairs_and_not_the_padding():
+    from napari_ois.train.step import bleed_references
+
+    ref = np.zeros((3, 64, 64), bool)
+    ref[:, 20:40, 20:40] = True
+    ignore = np.zeros((3, 64, 64), bool)
+    ignore[:, :, 48:] = True  # the padding right of a landscape frame
+    batch = {"ref_mask": ref.copy(), "ignore": ignore}
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        bleed_references(batch, np.array([True, False, True]), rng)
+    assert (batch["ref_mask"][1] == ref[1]).all()
+    assert (batch["ref_mask"] >= ref).all() and not (batch["ref_mask"] & ignore).any()
+    assert batch["ref_mask"][[0, 2]].sum() > ref[[0, 2]].sum()

@@ -10,6 +10,10 @@ Two sets, both outside dev/:
   never trained on), each made an 8-frame video by a slow random camera motion (cumulative
   shift, rotation, zoom of the whole photo): natural backgrounds and large objects, where a
   residual that leaks into the background grows the mask frame after frame.
+- ``coco-bleed``: the same videos, but the chain starts from frame 0's mask with background
+  regions added next to the object (``bleed_mask``, fixed seeds): can a backend remove a leak
+  by its appearance, or does it keep and grow it, as the ois backend did on DAVIS blackswan?
+  J counts frames 1-7, where a perfect repair would score as coco-moving.
 
 Each step segments frame t from the mask of t-1 as reference and previous mask, no click,
 exactly as propagation does. Prints the mean J and the median area ratio per step
@@ -17,7 +21,7 @@ exactly as propagation does. Prints the mean J and the median area ratio per ste
 
 Usage: python scripts/experiments/propagation_check.py BACKEND_OR_CHECKPOINT [zoom|nozoom] [VARIANT|full] [SETS]
 VARIANT: a test-time ablation of ``napari-ois eval ablation`` (e.g. "no reference").
-SETS: comma-separated subset of synthetic,ctc-train,coco-moving (default: all).
+SETS: comma-separated subset of synthetic,ctc-train,coco-moving,coco-bleed (default: all).
 """
 
 import sys
@@ -86,14 +90,25 @@ def coco_moving(n=30, frames=8):
             yield video, np.stack(masks)
 
 
+def coco_bleed(n=30, frames=8):
+    from napari_ois.train.augment import bleed_mask
+
+    for k, (video, masks) in enumerate(coco_moving(n, frames)):
+        rng = np.random.default_rng([556, k])
+        start = masks[0]
+        while (start & ~masks[0]).sum() < 0.1 * masks[0].sum():  # a leak of at least 10 %
+            start = bleed_mask(masks[0], rng)
+        yield video, masks, start
+
+
 def chain(segmenter, videos):
     ious, ratios, cache = [], [], {}
-    for frames, truth in videos:
+    for frames, truth, *start in videos:
         key = id(frames[0]) if len(frames) else None
         if key not in cache:  # the CTC cells share their frames: encode once
             cache = {key: [segmenter.encode(f) for f in frames]}
         embeddings = cache[key]
-        mask, per_step = truth[0], []
+        mask, per_step = (start[0] if start else truth[0]), []
         for t in range(1, len(frames)):
             new = segmenter.predict(embeddings[t], [], prev_prob=mask.astype(np.float32),
                                     reference=Reference(embeddings[t - 1], mask)).prob > 0.5
@@ -114,7 +129,7 @@ else:
     if len(sys.argv) > 3 and sys.argv[3] != "full":
         model = ablated(model, sys.argv[3])
     segmenter = OISSegmenter(model, "cpu", zoom)
-sets = {"synthetic": synthetic_videos, "ctc-train": ctc_cells, "coco-moving": coco_moving}
+sets = {"synthetic": synthetic_videos, "ctc-train": ctc_cells, "coco-moving": coco_moving, "coco-bleed": coco_bleed}
 for label in (sys.argv[4].split(",") if len(sys.argv) > 4 else sets):
     videos = sets[label]()
     j, per_step, ratio = chain(segmenter, videos)

@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--rollout-max-steps", type=int, default=1,
                        help="longest roll-out (odd): references carry the error of up to this many propagation "
                             "steps, back and forth between the pair's frames")
+    train.add_argument("--bleed-reference-prob", type=float, default=0.0,
+                       help="pair samples whose reference mask also gets background regions touching the object "
+                            "(trains propagation to remove leaks)")
     train.add_argument("--zero-click-prob", type=float, default=0.25,
                        help="pair samples trained with no click at all (pure propagation steps)")
     train.add_argument("--exact-propagation-steps", action="store_true",
@@ -287,6 +290,7 @@ def run_train_command(args: argparse.Namespace) -> int:
                       init_checkpoint=args.init_checkpoint, device=args.device,
                       step=StepSettings(rollout_reference_prob=args.rollout_reference_prob,
                                         rollout_max_steps=args.rollout_max_steps,
+                                        bleed_reference_prob=args.bleed_reference_prob,
                                         zero_click_prob=args.zero_click_prob,
                                         exact_propagation_steps=args.exact_propagation_steps))
     trainer = Trainer(cfg, args.out)

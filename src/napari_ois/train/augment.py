@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 
 from .samples import resize_image
 
@@ -191,6 +192,53 @@ def degrade_mask(mask: np.ndarray, rng: np.random.Generator, max_px: float = 8.0
         band = dilate(out, max_px) & ~dilate(out, -max_px)
         out = np.where(band & noise, ~out, out)
     return out if out.any() else mask.copy()
+
+
+def bleed_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The mask with background added next to it, as a propagated mask leaks.
+
+    :func:`degrade_mask` moves the boundary by a few pixels; a propagated mask also
+    picks up whole regions of background that touch the object: the gap between a
+    swan's neck and its body, filled, or water beside it. Once in the previous mask
+    such a region stays and grows frame after frame unless the model learns to remove
+    it by its appearance. Two kinds, equally often:
+
+    - a concavity filled: the convex hull minus the object, on one side of a random
+      line through the object and within 8-50 % of its extent from it;
+    - an outside blob: a smooth random region of the ring 8-50 % of the extent wide
+      around the object, connected to it.
+
+    Parameters
+    ----------
+    mask : np.ndarray
+        (H, W) bool object mask.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) bool, a superset of ``mask`` (equal when nothing could be added).
+    """
+    if not mask.any():
+        return mask.copy()
+    ys, xs = np.nonzero(mask)
+    extent = max(np.ptp(ys), np.ptp(xs)) + 1
+    radius = rng.uniform(0.08, 0.5) * extent
+    if rng.random() < 0.5:
+        # The convex hull fills every concavity; a random line through the object and
+        # the distance from it keep one partial fill, as a leak starts on one side.
+        added = convex_hull_image(mask) & ~mask & dilate(mask, radius)
+        angle = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[:mask.shape[0], :mask.shape[1]]
+        offset = (yy - ys.mean()) * np.sin(angle) + (xx - xs.mean()) * np.cos(angle)
+        added &= offset > rng.uniform(-0.2, 0.2) * extent
+    else:
+        ring = dilate(mask, radius) & ~mask
+        noise = smooth_field(rng, mask.shape, max(2, int(1.5 * max(mask.shape) / max(radius, 1.0))))
+        added = ring & (noise > rng.uniform(0.3, 1.0))
+        # Only pieces that touch the object: a leak grows from the mask's boundary.
+        pieces, _ = ndimage.label(added | mask)
+        added &= np.isin(pieces, np.unique(pieces[mask]))
+    return mask | added
 
 
 def choose_view(rng, shape, box, size, context=(1.3, 3.5), full_prob=0.35, rot90=False):

@@ -22,6 +22,7 @@ from ..core.segmenter import Reference
 from ..model.prior import ClassicalPrior
 from ..model.prompts import PromptBatch
 from ..model.reference import ReferencePrompt
+from .augment import bleed_mask
 from .click_sampler import clicked_map, iterative_click, sample_initial_clicks
 from .losses import normalized_focal_loss, ssi_depth_loss
 from .samples import TrainingSample, stack_samples
@@ -52,6 +53,11 @@ class StepSettings:
         the reference mask and no corrective click is simulated (else those samples
         gain clicks in the iterative rounds and their previous mask becomes the
         model's own aligned prediction, so a true propagation step is rarely seen).
+    bleed_reference_prob : float
+        Pair samples whose reference mask (after any roll-out) also gets background
+        regions touching the object (:func:`~napari_ois.train.augment.bleed_mask`): a
+        filled concavity or an outside blob, the leaks that grow frame after frame in
+        propagation unless the model learns to remove them.
     """
 
     max_iter_clicks: int = 3
@@ -61,6 +67,7 @@ class StepSettings:
     rollout_reference_prob: float = 0.0
     exact_propagation_steps: bool = False
     rollout_max_steps: int = 1
+    bleed_reference_prob: float = 0.0
 
 
 def _images(batch: dict, key: str, device) -> torch.Tensor:
@@ -193,6 +200,22 @@ def rollout_references(model: OISModel, batch: dict, cache, ref_cache, valid_hw:
         batch["ref_mask"][i] = rolled[i]
 
 
+def bleed_references(batch: dict, chosen: np.ndarray, rng: np.random.Generator) -> None:
+    """Add leaked background to the reference masks of the ``chosen`` pairs, in place.
+
+    Parameters
+    ----------
+    batch : dict
+        From :func:`stack_samples`; ``ref_mask`` (B, S, S) bool is updated, never over
+        the padding (``ignore``).
+    chosen : np.ndarray
+        (B,) bool.
+    """
+    for i in np.flatnonzero(chosen):
+        ref = batch["ref_mask"][i]
+        batch["ref_mask"][i] = ref | (bleed_mask(ref, rng) & ~batch["ignore"][i])
+
+
 def _classical_prior(work_size: int) -> ClassicalPrior:
     if work_size not in _PRIORS:
         _PRIORS[work_size] = ClassicalPrior(work_size)
@@ -232,6 +255,8 @@ def training_step(
             if settings.rollout_max_steps > 1:  # no draw when off: older runs replay unchanged
                 steps = 1 + 2 * int(rng.integers(0, (settings.rollout_max_steps + 1) // 2))
             rollout_references(model, batch, cache, ref_cache, valid_hw, rollout, device, steps)
+        if settings.bleed_reference_prob > 0:  # no draw when off: older runs replay unchanged
+            bleed_references(batch, batch["has_ref"] & (rng.random(b) < settings.bleed_reference_prob), rng)
         ref_mask = torch.from_numpy(batch["ref_mask"]).float()[:, None].to(device)
         reference = ReferencePrompt(ref_cache.tokens, area_resize(ref_mask, ref_cache.tokens.shape[-2:]),
                                     has_ref.to(device))
