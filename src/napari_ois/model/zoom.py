@@ -58,6 +58,8 @@ class ZoomSettings:
     crop_only_steps : bool
         With the crop prior, predict a click-free (propagation) step on the crop alone,
         placed by the previous and reference masks: no whole-frame prior or residual.
+        Same J on the training-side checks (moving COCO 0.863 / 0.859) and on dev (CTC
+        0.677 / 0.677, DAVIS 0.491 / 0.490), at 2-6x the frames per second.
     """
 
     enabled: bool = True
@@ -68,7 +70,7 @@ class ZoomSettings:
     keep_iou: float = 0.5
     keep_crops: int = 8
     crop_prior: bool = True
-    crop_only_steps: bool = False
+    crop_only_steps: bool = True
 
 
 def zoom_from_metadata(metadata: dict) -> ZoomSettings:
