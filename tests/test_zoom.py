@@ -184,3 +184,28 @@ def test_crop_only_steps_match_the_full_step_inside_the_crop_and_skip_the_frame_
     # Untrained (zero residual), inside the crop both are the crop prior; outside, background.
     assert np.abs(results[True][y0:y1, x0:x1] - results[False][y0:y1, x0:x1]).max() < 1e-3
     assert results[True].sum() > 0 and (results[True] > 0.5)[truth].mean() > 0.95
+
+
+def test_step_residual_scale_damps_the_residual_on_propagation_steps_only(untrained, tmp_path):
+    from napari_ois.model.checkpoint import load_model, save_checkpoint
+
+    with torch.no_grad():
+        untrained.decoder.head[-1].bias.fill_(-30.0)  # a residual that erases the object everywhere
+    image, mask = _scene()
+    clicks = [Click(1, 0, 110, 165, True)]
+
+    def run(segmenter):
+        previous, embedding = segmenter.encode(image), segmenter.encode(image)
+        step = segmenter.predict(embedding, [], prev_prob=mask.astype(np.float32), reference=Reference(previous, mask))
+        return step.prob, segmenter.predict(segmenter.encode(image), clicks).prob
+
+    full_step, full_click = run(OISSegmenter(untrained, "cpu"))
+    path = save_checkpoint(tmp_path / "s.pt", untrained, {"steps": 1, "step_residual_scale": 0.0})
+    damped = OISSegmenter(load_model(path, "cpu"), "cpu")
+    assert damped.step_residual_scale == 0.0
+    zero_step, zero_click = run(damped)
+    # Scale 0: the step is the classical prior alone (the object survives); clicks keep the residual.
+    assert (zero_step > 0.5)[mask].mean() > 0.9 > (full_step > 0.5)[mask].mean()
+    assert np.abs(zero_click - full_click).max() < 1e-6
+    with pytest.raises(ValueError, match="step_residual_scale"):
+        OISSegmenter(untrained, "cpu", step_residual_scale=1.5)

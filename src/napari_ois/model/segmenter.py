@@ -111,11 +111,16 @@ class OISSegmenter:
         Zoom-in around the object (:mod:`napari_ois.model.zoom`). Default: the
         checkpoint's own ``metadata["zoom"]`` (the settings validated for those
         weights, see MODEL_CARD.md), else :class:`ZoomSettings` defaults.
+    step_residual_scale : float, optional
+        Factor on the network's residual in click-free (propagation) steps; clicked
+        predictions always get the full residual. Default: the checkpoint's
+        ``metadata["step_residual_scale"]``, else 1.
     """
 
     name = "ois"
 
-    def __init__(self, model: OISModel, device: str = "auto", zoom: ZoomSettings | None = None):
+    def __init__(self, model: OISModel, device: str = "auto", zoom: ZoomSettings | None = None,
+                 step_residual_scale: float | None = None):
         self.device = resolve_device(device)
         # Channels-last suits the convolutions of encoder and decoder on CPU and GPU alike.
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
@@ -124,6 +129,14 @@ class OISSegmenter:
         self.checkpoint = getattr(model, "checkpoint_path", None)
         self.prior = ClassicalPrior(self.config.prior_work_size) if self.config.use_prior else None
         self.zoom = zoom if zoom is not None else zoom_from_metadata(self.metadata)
+        # A propagation step has no click to correct the residual's errors, and each
+        # step's output is the next step's reference: a damped residual keeps most of
+        # the gain while its leaks compound more slowly (chosen on training-side chains).
+        if step_residual_scale is None:
+            step_residual_scale = float(self.metadata.get("step_residual_scale", 1.0))
+        if not 0.0 <= step_residual_scale <= 1.0:
+            raise ValueError(f"step_residual_scale must be in [0, 1], got {step_residual_scale}")
+        self.step_residual_scale = step_residual_scale
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | None = None, device: str = "auto") -> "OISSegmenter":
@@ -258,6 +271,8 @@ class OISSegmenter:
             logits = self.model.forward_prompt(cache, prompts, ref_prompt, add_prior=False)
         rh, rw = geometry.resized_hw
         logits = logits.float()[:, :, :rh, :rw]
+        if not clicks and self.step_residual_scale != 1.0:
+            logits = logits * self.step_residual_scale
         score_logits = logits
         if prior_full is not None:
             gain = self.model.prior_fusion.gain.detach().float()
