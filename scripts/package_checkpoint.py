@@ -3,8 +3,8 @@
 Usage: python scripts/package_checkpoint.py RUN/snap.pt [--zoom-without-clicks] [--step-residual-scale S] [--note TEXT]
 
 Writes src/napari_ois/checkpoints/default.pt: the same weights and metadata, plus
-``metadata["zoom"]`` and ``metadata["step_residual_scale"]`` (read by OISSegmenter) and ``metadata["step_residual_scale"] = args.step_residual_scale
-metadata["packaged_from"]``.
+``metadata["zoom"]`` and ``metadata["step_residual_scale"]`` (read by OISSegmenter) and
+``metadata["packaged_from"]``.
 """
 
 import argparse
@@ -24,5 +24,6 @@ args = parser.parse_args()
 model = load_model(args.checkpoint, "cpu")
 metadata = dict(model.metadata)
 metadata["zoom"] = {"without_clicks": bool(args.zoom_without_clicks)}
+metadata["step_residual_scale"] = args.step_residual_scale
 metadata["packaged_from"] = {"file": Path(args.checkpoint).name, "note": args.note}
 print("wrote", save_checkpoint(args.out, model, metadata))
