@@ -209,3 +209,20 @@ def test_step_residual_scale_damps_the_residual_on_propagation_steps_only(untrai
     assert np.abs(zero_click - full_click).max() < 1e-6
     with pytest.raises(ValueError, match="step_residual_scale"):
         OISSegmenter(untrained, "cpu", step_residual_scale=1.5)
+
+
+def test_package_checkpoint_stores_the_inference_settings(untrained, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from napari_ois.model.checkpoint import load_model, save_checkpoint
+
+    source = save_checkpoint(tmp_path / "run.pt", untrained, {"steps": 3})
+    script = Path(__file__).resolve().parents[1] / "scripts" / "package_checkpoint.py"
+    out = tmp_path / "packaged.pt"
+    subprocess.run([sys.executable, str(script), str(source), "--zoom-without-clicks",
+                    "--step-residual-scale", "0.5", "--out", str(out)], check=True, capture_output=True)
+    segmenter = OISSegmenter(load_model(out, "cpu"), "cpu")
+    assert segmenter.zoom.without_clicks and segmenter.step_residual_scale == 0.5
+    assert segmenter.metadata["steps"] == 3
