@@ -119,6 +119,27 @@ def test_propagation_follows_shifted_disk(seg):
     assert iou(pred.mask(), mask) > iou(ref_mask, mask) + 0.1
 
 
+def test_motion_range_is_a_fraction_of_the_whole_frame_also_for_a_crop(seg):
+    image, _ = scene(shape=(120, 300))  # within the 320-px working size: grid = pixels
+    whole, crop = seg.encode(image), seg.encode(image[30:90, 100:180])
+    assert whole.motion_range == 15 and crop.motion_range == 4  # 5 % of 300 and of 80 px
+    crop.context_side = 300  # the crop of a 300-px frame: search as far as on the frame
+    assert crop.motion_range == 15
+
+
+def test_propagation_follows_a_shift_beyond_the_crop_sizes_range_with_context(seg):
+    # A disk of radius 10 moved 9 px: 11 % of the 80-px crop it is segmented on.
+    ref_image, ref_mask = scene(shape=(80, 80), cy=40, cx=34, r=10, seed=0)
+    image, mask = scene(shape=(80, 80), cy=40, cx=43, r=10, seed=1)
+    ious = {}
+    for context in (None, 400):
+        ref_emb, emb = seg.encode(ref_image), seg.encode(image)
+        ref_emb.context_side = emb.context_side = context
+        pred = seg.predict(emb, [], prev_prob=ref_mask.astype(np.float32), reference=Reference(ref_emb, ref_mask))
+        ious[context] = iou(pred.mask(), mask)
+    assert ious[400] > 0.85 and ious[400] > ious[None] + 0.1
+
+
 def test_propagation_with_prev_prob_and_clicks(seg):
     ref_image, ref_mask = scene(cy=60, cx=60, seed=0)
     image, mask = scene(cy=62, cx=66, seed=1)

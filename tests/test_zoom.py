@@ -140,10 +140,10 @@ def test_the_prior_is_recomputed_on_the_crop_of_a_downscaled_frame(untrained):
     assert plain.crops and not plain.prior_crops
 
 
-def _step(segmenter, monkeypatch=None):
-    """One propagation step on the large scene shifted by 3 px: (previous, current, prob, truth, prior calls)."""
+def _step(segmenter, monkeypatch=None, shift=3):
+    """One propagation step on the large scene shifted by ``shift`` px: (previous, current, prob, truth, prior calls)."""
     image, mask = _large_scene()
-    shifted, truth = np.roll(image, 3, axis=1), np.roll(mask, 3, axis=1)
+    shifted, truth = np.roll(image, shift, axis=1), np.roll(mask, shift, axis=1)
     previous, current = segmenter.encode(image), segmenter.encode(shifted)
     calls = []
     if monkeypatch is not None:
@@ -164,6 +164,19 @@ def test_a_propagated_small_object_keeps_its_shape_with_the_crop_prior(untrained
         assert list(previous.prior_crops) == list(current.prior_crops) == (list(current.crops) if crop_prior else [])
     # Measured: 0.998 on the crop against 0.938 on the 2x downscaled frame.
     assert ious[True] > 0.97 and ious[True] > ious[False] + 0.03
+
+
+def test_the_crop_prior_follows_an_object_moving_more_than_its_crops_motion_range(untrained):
+    # 14 px is 2 % of the 640-px frame (within the whole-frame prior's 5 % search) but 22 %
+    # of the 64-px crop: a search range taken from the crop's own size (3 px) lost it.
+    segmenter = OISSegmenter(untrained, "cpu", ZoomSettings(without_clicks=True))
+    previous, current, prob, truth, _ = _step(segmenter, shift=14)
+    ((y0, y1, x0, x1),) = current.crops
+    assert max(y1 - y0, x1 - x0) < 100  # the step ran on a crop
+    (crop_prior,) = current.prior_crops.values()
+    assert crop_prior.context_side == 640 and crop_prior.motion_range >= 14
+    found = prob > 0.5
+    assert (found & truth).sum() / (found | truth).sum() > 0.9
 
 
 def test_a_frame_within_the_prior_size_needs_no_crop_prior(untrained):

@@ -10,6 +10,9 @@ Two sets, both outside dev/:
   never trained on), each made an 8-frame video by a slow random camera motion (cumulative
   shift, rotation, zoom of the whole photo): natural backgrounds and large objects, where a
   residual that leaks into the background grows the mask frame after frame.
+- ``coco-fast``: the same objects and photos with a fast camera: per frame a shift of 3-5 % of
+  the photo's size in a direction that drifts slowly, so the object travels 20-40 % of the frame
+  in 7 steps (DAVIS kite-surf-like motion, where a search range tied to a zoom-in crop loses it).
 - ``coco-bleed``: the same videos, but the chain starts from frame 0's mask with background
   regions added next to the object (``bleed_mask``, fixed seeds): can a backend remove a leak
   by its appearance, or does it keep and grow it, as the ois backend did on DAVIS blackswan?
@@ -21,7 +24,7 @@ exactly as propagation does. Prints the mean J and the median area ratio per ste
 
 Usage: python scripts/experiments/propagation_check.py BACKEND_OR_CHECKPOINT [zoom|nozoom] [VARIANT|full] [SETS]
 VARIANT: a test-time ablation of ``napari-ois eval ablation`` (e.g. "no reference").
-SETS: comma-separated subset of synthetic,ctc-train,coco-moving,coco-bleed (default: all).
+SETS: comma-separated subset of synthetic,ctc-train,coco-moving,coco-fast,coco-bleed (default: all).
 """
 
 import sys
@@ -62,7 +65,7 @@ def ctc_cells(n=12, frames=6):
         yield rgb, segs == i
 
 
-def coco_moving(n=30, frames=8):
+def coco_moving(n=30, frames=8, fast=False):
     from skimage.io import imread
     from skimage.transform import SimilarityTransform, warp
 
@@ -76,12 +79,18 @@ def coco_moving(n=30, frames=8):
         h, w = item.truth.shape
         centre = np.array([w / 2, h / 2])
         motion = np.eye(3)
+        heading = rng.uniform(0, 2 * np.pi) if fast else 0.0
         video, masks = [], []
         for t in range(frames):
-            if t:  # per frame: shift <= 1.5 % of the size, rotation <= 2 deg, zoom <= 2 %
+            if t:  # per frame: rotation <= 2 deg, zoom <= 2 %, and a shift
+                scale, rotation = rng.uniform(0.98, 1.02), np.deg2rad(rng.uniform(-2, 2))
+                if fast:  # 3-5 % of the size along a heading that turns by <= 20 deg a frame
+                    heading += np.deg2rad(rng.uniform(-20, 20))
+                    shift = rng.uniform(0.03, 0.05) * max(h, w) * np.array([np.cos(heading), np.sin(heading)])
+                else:  # <= 1.5 % of the size per axis
+                    shift = rng.uniform(-0.015, 0.015, 2) * max(h, w)
                 step = (SimilarityTransform(translation=-centre) + SimilarityTransform(
-                    scale=rng.uniform(0.98, 1.02), rotation=np.deg2rad(rng.uniform(-2, 2)),
-                    translation=centre + rng.uniform(-0.015, 0.015, 2) * max(h, w)))
+                    scale=scale, rotation=rotation, translation=centre + shift))
                 motion = step.params @ motion
             inverse = SimilarityTransform(matrix=np.linalg.inv(motion))
             video.append(warp(image, inverse, order=1, mode="reflect").astype(np.float32))
@@ -132,7 +141,8 @@ else:
     if len(sys.argv) > 3 and sys.argv[3] != "full":
         model = ablated(model, sys.argv[3])
     segmenter = OISSegmenter(model, "cpu", zoom)
-sets = {"synthetic": synthetic_videos, "ctc-train": ctc_cells, "coco-moving": coco_moving, "coco-bleed": coco_bleed}
+sets = {"synthetic": synthetic_videos, "ctc-train": ctc_cells, "coco-moving": coco_moving,
+        "coco-fast": lambda: coco_moving(fast=True), "coco-bleed": coco_bleed}
 for label in (sys.argv[4].split(",") if len(sys.argv) > 4 else sets):
     videos = sets[label]()
     j, per_step, ratio = chain(segmenter, videos)

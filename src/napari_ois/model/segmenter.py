@@ -332,7 +332,12 @@ class OISSegmenter:
         """The classical embedding of the crop ``box`` of an encoded frame (cached per frame)."""
         if box not in embedding.prior_crops:
             y0, y1, x0, x1 = box
-            embedding.prior_crops[box] = self.prior.encode(embedding.image[y0:y1, x0:x1].astype(np.float32) / 255.0)
+            crop_prior = self.prior.encode(embedding.image[y0:y1, x0:x1].astype(np.float32) / 255.0)
+            # Motion is searched over a fraction of the whole frame, as for the whole-frame
+            # prior: a crop twice the object's size would otherwise cap it at a few pixels
+            # and lose an object moving faster (DAVIS kite-surf).
+            crop_prior.context_side = max(embedding.geometry.orig_hw)
+            embedding.prior_crops[box] = crop_prior
             while len(embedding.prior_crops) > self.zoom.keep_crops:
                 embedding.prior_crops.pop(next(iter(embedding.prior_crops)))
         return embedding.prior_crops[box]

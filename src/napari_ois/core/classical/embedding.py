@@ -30,6 +30,11 @@ class ClassicalEmbedding:
         f, 1 or 2.
     bins : np.ndarray
         (y, x) int16 colour-histogram bin of each working pixel.
+    context_side : int or None
+        Longest side, in full-resolution pixels, of the whole frame this embedding was
+        cut from; None when it is the whole frame. Motion between frames is searched
+        over a fraction of the whole frame: an embedding of a zoom-in crop must not
+        shrink that range with the crop, or a fast object outruns it.
     """
 
     shape: tuple[int, int]
@@ -40,11 +45,22 @@ class ClassicalEmbedding:
     coarse_cost: np.ndarray
     coarse_factor: int
     bins: np.ndarray
+    context_side: int | None = None
 
     @property
     def work_shape(self) -> tuple[int, int]:
         """(y, x) size of the working grid."""
         return self.bins.shape
+
+    @property
+    def motion_range(self) -> int:
+        """Largest object motion between frames searched for, in working-grid pixels.
+
+        5 % of the whole frame's longest side: fast enough for a walking person or a
+        crawling cell at video rates, small enough that the match stays unambiguous.
+        """
+        side = self.context_side if self.context_side is not None else max(self.shape)
+        return max(2, int(round(0.05 * side * self.scale)))
 
     @property
     def nbytes(self) -> int:

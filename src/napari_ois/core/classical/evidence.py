@@ -95,7 +95,7 @@ def _add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.n
     ref_emb = reference.embedding
     same_grid = isinstance(ref_emb, ClassicalEmbedding) and ref_emb.work_shape == emb.work_shape
     if same_grid:
-        dy, dx = _estimate_shift(ref_emb.lab, emb.lab, ref_mask)
+        dy, dx = _estimate_shift(ref_emb.lab, emb.lab, ref_mask, emb.motion_range)
         moved = _shift_mask(ref_mask, dy, dx)
         if moved.any():
             ref_mask_here = moved
@@ -130,15 +130,15 @@ def _add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.n
     ev.bg_hist = _histogram(rbins, 0.2 * ~rmask + ring)
 
 
-def _estimate_shift(ref_lab: np.ndarray, lab: np.ndarray, mask: np.ndarray, max_frac: float = 0.05) -> tuple[int, int]:
+def _estimate_shift(ref_lab: np.ndarray, lab: np.ndarray, mask: np.ndarray, search: int) -> tuple[int, int]:
     """Integer (dy, dx) moving the masked object of the reference frame onto this frame.
 
-    Masked sum of squared Lab differences over all shifts up to ``max_frac`` of the
-    frame size, by FFT correlation; a small penalty on the shift length prefers "no
-    motion" when the match is ambiguous (flat objects).
+    Masked sum of squared Lab differences over all shifts of at most ``search`` grid
+    pixels per axis (see :attr:`ClassicalEmbedding.motion_range`), by FFT correlation;
+    a small penalty on the shift length prefers "no motion" when the match is
+    ambiguous (flat objects).
     """
-    h, w = mask.shape
-    s = max(2, int(round(max_frac * max(h, w))))
+    s = max(1, int(search))
     ys, xs = np.nonzero(mask)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     m = mask[y0:y1, x0:x1].astype(np.float64)
