@@ -10,7 +10,7 @@ from napari_ois.core.segmenter import Reference
 from napari_ois.model.config import preset_config
 from napari_ois.model.network import OISModel
 from napari_ois.model.segmenter import OISSegmenter
-from napari_ois.model.zoom import ZoomSettings, box_iou, object_box, reusable_crop, zoom_box
+from napari_ois.model.zoom import ZoomSettings, box_iou, object_box, reusable_crop, with_motion, zoom_box
 
 
 def test_object_box_unites_masks_and_points():
@@ -27,6 +27,12 @@ def test_zoom_box_expands_keeps_a_minimum_and_stays_inside():
     assert (y0, x1) == (0, 300) and (y1 - y0, x1 - x0) == (32, 32)  # shifted inside the frame
     assert zoom_box((0, 150, 0, 200), (200, 300), settings) is None  # too big: whole frame
     assert zoom_box((40, 60, 40, 50), (200, 300), ZoomSettings(enabled=False)) is None
+
+
+def test_a_box_with_motion_covers_the_old_and_the_moved_box_inside_the_frame():
+    assert with_motion((10, 20, 30, 40), 5, -8, (50, 60)) == (10, 25, 22, 40)
+    assert with_motion((0, 10, 50, 60), -5, 8, (50, 60)) == (0, 10, 50, 60)  # clipped to the frame
+    assert with_motion((10, 20, 30, 40), 0, 0, (50, 60)) == (10, 20, 30, 40)
 
 
 def test_a_cached_crop_is_reused_only_while_it_fits():
@@ -172,9 +178,23 @@ def test_the_crop_prior_follows_an_object_moving_more_than_its_crops_motion_rang
     segmenter = OISSegmenter(untrained, "cpu", ZoomSettings(without_clicks=True))
     previous, current, prob, truth, _ = _step(segmenter, shift=14)
     ((y0, y1, x0, x1),) = current.crops
-    assert max(y1 - y0, x1 - x0) < 100  # the step ran on a crop
+    assert max(y1 - y0, x1 - x0) < 160  # the step ran on a crop (grown by the estimated motion)
     (crop_prior,) = current.prior_crops.values()
     assert crop_prior.context_side == 640 and crop_prior.motion_range >= 14
+    found = prob > 0.5
+    assert (found & truth).sum() / (found | truth).sum() > 0.9
+
+
+def test_a_step_places_its_crop_where_a_fast_object_went(untrained):
+    # 28 px is more than the blob's 26 px width: a crop twice the previous mask's box
+    # (64 px) keeps only a sliver of the moved blob. The whole-frame motion estimate
+    # grows the crop over the moved box and moves the previous mask along.
+    segmenter = OISSegmenter(untrained, "cpu", ZoomSettings(without_clicks=True))
+    previous, current, prob, truth, _ = _step(segmenter, shift=28)
+    assert segmenter._step_motion(current, Reference(previous, _large_scene()[1]))[1] in (26, 28, 30)
+    ((y0, y1, x0, x1),) = current.crops
+    cols = np.flatnonzero(truth.any(axis=0))
+    assert x0 <= cols[0] and cols[-1] < x1 and x1 - x0 < 160  # still a crop, and the object is in it
     found = prob > 0.5
     assert (found & truth).sum() / (found | truth).sum() > 0.9
 
@@ -191,7 +211,8 @@ def test_crop_only_steps_match_the_full_step_inside_the_crop_and_skip_the_frame_
     results = {}
     for crop_only in (False, True):
         segmenter = OISSegmenter(untrained, "cpu", ZoomSettings(without_clicks=True, crop_only_steps=crop_only))
-        _, current, results[crop_only], truth, calls = _step(segmenter, monkeypatch)
+        # A still object: for a moving one the crop-only step also moves the previous mask.
+        _, current, results[crop_only], truth, calls = _step(segmenter, monkeypatch, shift=0)
         assert len(calls) == (0 if crop_only else 1)  # no whole-frame classical pass
     (y0, y1, x0, x1), = current.crops
     # Untrained (zero residual), inside the crop both are the crop prior; outside, background.

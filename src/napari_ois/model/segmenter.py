@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.classical.motion import estimate_motion, shift_map
 from ..core.clicks import Click
 from ..core.segmenter import Prediction, Reference
 from .checkpoint import load_model
@@ -25,7 +26,8 @@ from .prior import ClassicalPrior, prior_logit
 from .prompts import PromptBatch
 from .reference import ReferencePrompt
 from .runtime import autocast_for, resolve_device
-from .zoom import Box, ZoomSettings, object_box, reusable_crop, zoom_box, zoom_from_metadata
+from .zoom import (Box, ZoomSettings, object_box, reusable_crop, union_box, with_motion, zoom_box,
+                   zoom_from_metadata)
 
 
 @dataclass
@@ -195,7 +197,14 @@ class OISSegmenter:
         if not clicks and self.zoom.crop_only_steps and self.prior is not None and self._prior_lost_detail(embedding):
             # A propagation step: the previous and reference masks place the crop, so the
             # whole-frame prior and residual (a third of the step's time) are not needed.
-            crop = self._zoom_crop(embedding, clicks, prev_prob, reference, None)
+            motion = self._step_motion(embedding, reference)
+            if motion != (0, 0) and prev_prob is not None:
+                # The previous mask, moved with the object. Left where it was, it pulls the
+                # prior and the network's dense prompt towards the object's old place, and a
+                # crop twice its size loses an object moving more than half its size
+                # (training-side fast-moving COCO chains: J 0.82 -> 0.90).
+                prev_prob = shift_map(np.asarray(prev_prob, np.float32), *motion)
+            crop = self._zoom_crop(embedding, clicks, prev_prob, reference, None, motion)
             if crop is not None:
                 return self._predict_crop_only(embedding, crop, prev_prob, reference)
         prior_full = self._prior(embedding, clicks, prev_prob, reference) if self.prior is not None else None
@@ -282,12 +291,14 @@ class OISSegmenter:
         return full, score
 
     def _zoom_crop(self, embedding: OISEmbedding, clicks: Sequence[Click], prev_prob: np.ndarray | None,
-                   reference: Reference | None, prior_full: np.ndarray | None
-                   ) -> tuple[Box, EncoderCache, Geometry] | None:
+                   reference: Reference | None, prior_full: np.ndarray | None,
+                   motion: tuple[int, int] = (0, 0)) -> tuple[Box, EncoderCache, Geometry] | None:
         """The encoded crop around the object, or None when the whole frame is as good.
 
         The object's extent is the union of the positive clicks, the previous mask,
-        the reference mask (same object one frame away) and the prior's mask.
+        the reference mask (same object one frame away) and the prior's mask; the
+        reference mask's box counts both where it was and moved by ``motion`` (dy, dx)
+        frame pixels, where the object went.
         """
         if not self.zoom.enabled or embedding.image is None or not (clicks or self.zoom.without_clicks):
             return None
@@ -295,6 +306,9 @@ class OISSegmenter:
         if reference is not None and np.shape(reference.mask) == embedding.geometry.orig_hw:
             ref_mask = reference.mask
         needed = object_box([prev_prob, ref_mask, prior_full], [(c.y, c.x) for c in clicks if c.positive])
+        ref_box = object_box([ref_mask], []) if motion != (0, 0) else None
+        if ref_box is not None:
+            needed = union_box(needed, with_motion(ref_box, *motion, embedding.geometry.orig_hw))
         ideal = zoom_box(needed, embedding.geometry.orig_hw, self.zoom)
         if ideal is None:
             return None
@@ -314,6 +328,18 @@ class OISSegmenter:
             embedding.crops[box] = embedding.crops.pop(box)  # now the newest
         cache, geometry = embedding.crops[box]
         return box, cache, geometry
+
+    def _step_motion(self, embedding: OISEmbedding, reference: Reference | None) -> tuple[int, int]:
+        """(dy, dx) frame pixels the reference frame's object moved to reach this frame.
+
+        Estimated on the whole-frame classical grids (the prior's own motion search), so
+        a propagation step can place its crop where the object went rather than where it was.
+        """
+        if reference is None or not isinstance(reference.embedding, OISEmbedding):
+            return 0, 0
+        if reference.embedding.prior is None or embedding.prior is None:
+            return 0, 0
+        return estimate_motion(reference.embedding.prior, embedding.prior, reference.mask)
 
     def _prior(self, embedding: OISEmbedding, clicks: Sequence[Click], prev_prob: np.ndarray | None,
                reference: Reference | None) -> np.ndarray:

@@ -124,6 +124,26 @@ def zoom_box(box: Box | None, frame_hw: tuple[int, int], settings: ZoomSettings)
     return y0, y1, x0, x1
 
 
+def with_motion(box: Box, dy: int, dx: int, frame_hw: tuple[int, int]) -> Box:
+    """``box`` grown to also cover its copy moved by (dy, dx), clipped to the (Y, X) frame.
+
+    A propagation step places its crop by the previous frame's mask; an object that
+    moved more than half its size would leave a crop twice its size. Covering both
+    the old and the moved box keeps it inside whichever of the two is right.
+    """
+    height, width = frame_hw
+    y0, y1, x0, x1 = box
+    return (max(0, min(y0, y0 + dy)), min(height, max(y1, y1 + dy)),
+            max(0, min(x0, x0 + dx)), min(width, max(x1, x1 + dx)))
+
+
+def union_box(a: Box | None, b: Box) -> Box:
+    """Smallest box holding ``b`` and, unless None, ``a``."""
+    if a is None:
+        return b
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+
+
 def box_iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes."""
     iy = max(0, min(a[1], b[1]) - max(a[0], b[0]))
@@ -146,4 +166,4 @@ def reusable_crop(cached: Sequence[Box], needed: Box, ideal: Box, settings: Zoom
     return None
 
 
-__all__ = ["Box", "ZoomSettings", "zoom_from_metadata", "object_box", "zoom_box", "box_iou", "contains", "reusable_crop"]
+__all__ = ["Box", "ZoomSettings", "zoom_from_metadata", "object_box", "zoom_box", "with_motion", "union_box", "box_iou", "contains", "reusable_crop"]

@@ -7,13 +7,13 @@ from typing import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.signal import fftconvolve
 
 from ..clicks import Click
 from ..segmenter import Reference
 from .colour_histogram import _histogram
 from .embedding import ClassicalEmbedding
 from .geodesic import _geodesic
+from .motion import estimate_shift, shift_map
 from .resampling import _to_work
 
 
@@ -95,8 +95,8 @@ def _add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.n
     ref_emb = reference.embedding
     same_grid = isinstance(ref_emb, ClassicalEmbedding) and ref_emb.work_shape == emb.work_shape
     if same_grid:
-        dy, dx = _estimate_shift(ref_emb.lab, emb.lab, ref_mask, emb.motion_range)
-        moved = _shift_mask(ref_mask, dy, dx)
+        dy, dx = estimate_shift(ref_emb.lab, emb.lab, ref_mask, emb.motion_range)
+        moved = shift_map(ref_mask, dy, dx)
         if moved.any():
             ref_mask_here = moved
         else:
@@ -128,39 +128,3 @@ def _add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.n
     ring = np.exp(-ndi.distance_transform_edt(~rmask) / (3 * band + 1)) * ~rmask
     ev.fg_hist = _histogram(rbins, rmask.astype(np.float32))
     ev.bg_hist = _histogram(rbins, 0.2 * ~rmask + ring)
-
-
-def _estimate_shift(ref_lab: np.ndarray, lab: np.ndarray, mask: np.ndarray, search: int) -> tuple[int, int]:
-    """Integer (dy, dx) moving the masked object of the reference frame onto this frame.
-
-    Masked sum of squared Lab differences over all shifts of at most ``search`` grid
-    pixels per axis (see :attr:`ClassicalEmbedding.motion_range`), by FFT correlation;
-    a small penalty on the shift length prefers "no motion" when the match is
-    ambiguous (flat objects).
-    """
-    s = max(1, int(search))
-    ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    m = mask[y0:y1, x0:x1].astype(np.float64)
-    pad = ((s, s), (s, s), (0, 0))
-    window = np.pad(lab, pad, mode="edge")[y0 : y1 + 2 * s, x0 : x1 + 2 * s].astype(np.float64)
-    tmpl = ref_lab[y0:y1, x0:x1].astype(np.float64)
-    # sum_p m (T - I)^2 = sum m T^2 - 2 sum (m T) * I + sum m * I^2, for every shift.
-    cross = sum(fftconvolve(window[..., c], (m * tmpl[..., c])[::-1, ::-1], mode="valid") for c in range(3))
-    energy = fftconvolve((window**2).sum(-1), m[::-1, ::-1], mode="valid")
-    ssd = energy - 2 * cross + (m[..., None] * tmpl**2).sum()
-    ssd /= max(m.sum(), 1.0)
-    yy, xx = np.mgrid[-s : s + 1, -s : s + 1]
-    ssd = ssd + 1e-4 * np.mean(tmpl.var(axis=(0, 1))) * (yy**2 + xx**2)
-    iy, ix = np.unravel_index(int(np.argmin(ssd)), ssd.shape)
-    return int(iy - s), int(ix - s)
-
-
-def _shift_mask(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """(y, x) bool mask moved by (dy, dx) pixels, filling with False."""
-    out = np.zeros_like(mask)
-    h, w = mask.shape
-    out[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = mask[
-        max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)
-    ]
-    return out
