@@ -313,8 +313,11 @@ def test_ois_backend_with_a_chosen_checkpoint(make_napari_viewer, squares, tmp_p
     viewer.add_image(video, name="squares")
     widget = AnnotateObjectsWidget(viewer)  # the real factory: get_segmenter(backend, device, checkpoint)
     viewer.window.add_dock_widget(widget)
-    assert not widget.checkpoint_row.isEnabled()  # classical reads no checkpoint
+    assert widget.backend_combo.currentText() == "ois"  # the default backend
+    assert widget.checkpoint_row.isEnabled()
     assert widget.checkpoint_edit.placeholderText() == "packaged default"
+    widget.backend_combo.setCurrentText("classical")
+    assert not widget.checkpoint_row.isEnabled()  # classical reads no checkpoint
     widget.device_combo.setCurrentText("cpu")
     widget.backend_combo.setCurrentText("ois")
     assert widget.checkpoint_row.isEnabled()
@@ -345,6 +348,7 @@ def test_unreadable_checkpoint_notifies_and_keeps_labels(make_napari_viewer, squ
     viewer.add_image(video, name="squares")
     widget = AnnotateObjectsWidget(viewer, segmenter_factory=factory)
     viewer.window.add_dock_widget(widget)
+    widget.backend_combo.setCurrentText("classical")
     click(widget, 0, 8, 4)
     before = widget.labels_layer.data.copy()
     assert np.array_equal(before[0] == 1, truth[0] == 1)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from .core.config import DEVICES, DIRECTIONS, AnnotationConfig
 from .core.errors import OISError
-from .core.segmenter import BACKENDS
+from .core.segmenter import BACKENDS, DEFAULT_BACKEND
 from .evaluate.datasets import CLICK_FORMATS, PROPAGATION_FORMATS
 from .evaluate.propagation_eval import INIT_MODES
 
@@ -34,7 +34,7 @@ def _parse_hold(values: Sequence[str]) -> dict[int, int]:
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="video file, TIFF (2-D/3-D/4-D), folder of frames, image or zarr")
     parser.add_argument("--out", required=True, help="labels output: .tif, .zarr, or a folder for PNGs")
-    parser.add_argument("--backend", default="classical", choices=BACKENDS)
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
     parser.add_argument("--checkpoint", default=None, help="model checkpoint for --backend ois")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--axis", type=int, default=0, help="axis walked by propagation (default 0)")
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("--variants", default=None, help="comma-separated variants (default: all)")
     ablation.add_argument("--json", default=None)
     for p in (clicks, prop_eval):
-        p.add_argument("--backend", default="classical", choices=BACKENDS)
+        p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
         p.add_argument("--checkpoint", default=None)
         p.add_argument("--device", default="auto", choices=DEVICES)
         p.add_argument("--json", default=None, help="write the results JSON here (else print it)")
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no per-item progress on stderr")
 
     bench = sub.add_parser("bench", help="encode ms, seconds per click, propagation frames/s, peak memory")
-    bench.add_argument("--backend", default="classical", choices=BACKENDS)
+    bench.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
     bench.add_argument("--checkpoint", default=None)
     bench.add_argument("--device", default="auto", choices=DEVICES)
     bench.add_argument("--size", default=None, help="frame size HxW (default 480x854; 200x200 with --soak)")
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes of the LocalCluster (default: one per row, at most one per core)")
     batch.add_argument("--direction", default="both", choices=DIRECTIONS, help="for rows that give none")
     batch.add_argument("--summary", default=None, help="write the per-row status JSON here")
-    batch.add_argument("--backend", default="classical", choices=BACKENDS)
+    batch.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
     batch.add_argument("--checkpoint", default=None)
     batch.add_argument("--device", default="auto", choices=DEVICES)
     batch.add_argument("--settings", default=None, help="settings JSON (as exported by the widget)")

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_ois.core.config import DEVICES, AnnotationConfig
-from napari_ois.core.segmenter import BACKENDS
+from napari_ois.core.segmenter import BACKENDS, DEFAULT_BACKEND
 
 from ._disk_labels import DEFAULT_LABELS_ON_DISK_MB
 
@@ -38,10 +38,11 @@ def build_panel(w: QWidget) -> None:
     w.axis_spin = QSpinBox(toolTip="Axis of the image walked by propagation (time or depth)")
     w.backend_combo = QComboBox(toolTip=(
         "Segmentation backend\n"
-        "classical: training-free, the fastest; best J on large objects in natural videos\n"
-        "ois: the trained model; best on cells, nuclei and small objects in large frames\n"
+        "ois (default): the trained model, classical prior + network; the best on every dev set\n"
+        "classical: training-free, the fastest; no torch model\n"
         "grabcut-cv: OpenCV's GrabCut driven by the clicks"))
     w.backend_combo.addItems(list(BACKENDS))
+    w.backend_combo.setCurrentText(DEFAULT_BACKEND)
     w.device_combo = QComboBox(toolTip="Where torch backends run")
     w.device_combo.addItems(list(DEVICES))
     data_box = QGroupBox("Data")

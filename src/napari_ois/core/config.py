@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .errors import InputError
+from .segmenter import DEFAULT_BACKEND
 
 DIRECTIONS = ("forward", "backward", "both")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -19,7 +20,7 @@ class AnnotationConfig:
     Attributes
     ----------
     backend : str
-        Segmenter name (``classical``, ``ois``, ``grabcut-cv``).
+        Segmenter name (``ois``, the default; ``classical``; ``grabcut-cv``).
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``mps`` (torch backends only).
     checkpoint : str or None
@@ -48,7 +49,7 @@ class AnnotationConfig:
         Axis of the image data walked by propagation (time or depth).
     """
 
-    backend: str = "classical"
+    backend: str = DEFAULT_BACKEND
     device: str = "auto"
     checkpoint: str | None = None
     threshold: float = 0.5

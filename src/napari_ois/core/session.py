@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -25,7 +25,7 @@ from .frames import FrameStack
 from .multi_run import MultiObjectRuns
 from .packed_prob import PackedProb, pack_prob
 from .propagation import FrameResult, propagate
-from .segmenter import EmbeddingCache, Prediction, Reference, Segmenter, get_segmenter
+from .segmenter import BACKENDS, EmbeddingCache, Prediction, Reference, Segmenter, get_segmenter
 
 
 def _pack(mask: np.ndarray) -> bytes:
@@ -113,6 +113,11 @@ class AnnotationSession(MultiObjectRuns):
         self.segmenter = segmenter or get_segmenter(
             self.config.backend, self.config.device, self.config.checkpoint
         )
+        name = getattr(segmenter, "name", None)
+        if segmenter is not None and name in BACKENDS and name != self.config.backend:
+            # The config is what autosave records and replay rebuilds: it must name the
+            # backend that actually runs, not the default one.
+            self.config = replace(self.config, backend=name)
         # A cache can be shared by sessions over the same frames (e.g. the evaluation
         # segments many objects of one image): the image is then encoded once.
         if cache is None:

@@ -21,7 +21,7 @@ import numpy as np
 from ..core.clicks import Click
 from ..core.config import AnnotationConfig
 from ..core.frames import FrameStack, StackNormalizer
-from ..core.segmenter import get_segmenter
+from ..core.segmenter import DEFAULT_BACKEND, get_segmenter
 from ..core.session import AnnotationSession
 
 
@@ -134,7 +134,7 @@ def _child_main(backend: str, device: str, checkpoint: str | None, n_frames: int
     return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "fps": fps, "iou": mean_iou}
 
 
-def run_bench(backend: str = "classical", device: str = "auto", checkpoint: str | None = None,
+def run_bench(backend: str = DEFAULT_BACKEND, device: str = "auto", checkpoint: str | None = None,
               height: int = 480, width: int = 854, repeats: int = 5, propagate_frames: int = 30,
               long_videos: tuple[int, ...] = (1000, 10000), json_path: str | None = None) -> dict:
     """All benchmark figures in the contract's JSON shape (plus the settings that produced them)."""

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..core.segmenter import get_segmenter
+from ..core.segmenter import DEFAULT_BACKEND, get_segmenter
 from .click_eval import evaluate_clicks, summarize
 from .datasets import load_click_items, load_sequences
 from .plots import plot_frame_j, plot_miou_curves
@@ -32,7 +32,7 @@ def _default_plot(json_path: str | Path | None, suffix: str) -> Path | None:
 def run_eval_clicks(
     root: str,
     fmt: str,
-    backend: str = "classical",
+    backend: str = DEFAULT_BACKEND,
     checkpoint: str | None = None,
     device: str = "auto",
     max_clicks: int = 20,
@@ -66,7 +66,7 @@ def run_eval_propagation(
     fmt: str,
     sequences: list[str] | None = None,
     init: str = "mask",
-    backend: str = "classical",
+    backend: str = DEFAULT_BACKEND,
     checkpoint: str | None = None,
     device: str = "auto",
     json_path: str | None = None,
