@@ -22,15 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _segmenter_factory():
-    """The classical backend when it is installed, else a plain brightness fallback."""
+    """The widget's default backend when it loads, else a plain brightness fallback."""
     from napari_ois.core.errors import OISError
-    from napari_ois.core.segmenter import get_segmenter
+    from napari_ois.core.segmenter import DEFAULT_BACKEND, get_segmenter
 
     try:
-        get_segmenter("classical")
+        get_segmenter(DEFAULT_BACKEND)
         return None  # the widget's default factory
     except (OISError, ImportError) as exc:
-        print(f"classical backend unavailable ({exc}); using a brightness fallback", file=sys.stderr)
+        print(f"{DEFAULT_BACKEND} backend unavailable ({exc}); using a brightness fallback", file=sys.stderr)
         from scipy import ndimage
 
         from napari_ois.core.segmenter import Prediction
