@@ -24,7 +24,9 @@ exactly as propagation does. Prints the mean J and the median area ratio per ste
 
 Usage: python scripts/experiments/propagation_check.py BACKEND_OR_CHECKPOINT [zoom|nozoom] [VARIANT|full] [SETS]
 VARIANT: a test-time ablation of ``napari-ois eval ablation`` (e.g. "no reference").
-SETS: comma-separated subset of synthetic,ctc-train,coco-moving,coco-fast,coco-bleed (default: all).
+SETS: comma-separated subset of synthetic,ctc-train,ctc-train-all,coco-moving,coco-fast,coco-bleed
+(default: all). ``ctc-train-all``: every cell present in all of the CTC training frames 0-19
+(crowded, similar cells over 19 steps, as long as the dev CTC run).
 """
 
 import sys
@@ -141,7 +143,8 @@ else:
     if len(sys.argv) > 3 and sys.argv[3] != "full":
         model = ablated(model, sys.argv[3])
     segmenter = OISSegmenter(model, "cpu", zoom)
-sets = {"synthetic": synthetic_videos, "ctc-train": ctc_cells, "coco-moving": coco_moving,
+sets = {"synthetic": synthetic_videos, "ctc-train": ctc_cells, "ctc-train-all": lambda: ctc_cells(1000, 20),
+        "coco-moving": coco_moving,
         "coco-fast": lambda: coco_moving(fast=True), "coco-bleed": coco_bleed}
 for label in (sys.argv[4].split(",") if len(sys.argv) > 4 else sets):
     videos = sets[label]()
