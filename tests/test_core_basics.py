@@ -141,3 +141,22 @@ def test_embedding_cache_recounts_an_embedding_that_grew():
     first.nbytes = 250  # frame 0 grew while in use
     cache.get(0)  # counted again: 250 + 100 + 100 > 350, the least recent goes
     assert cache.nbytes <= 350 and 0 in cache and 1 not in cache
+
+
+def test_a_session_records_the_backend_it_runs_and_defaults_to_ois():
+    from napari_ois.core.classical import ClassicalSegmenter
+    from napari_ois.core.segmenter import DEFAULT_BACKEND
+    from napari_ois.core.session import AnnotationSession
+
+    assert AnnotationConfig().backend == DEFAULT_BACKEND == "ois"
+    frames = FrameStack(np.zeros((2, 16, 16), np.uint8))
+    # Autosave writes session.config and replay rebuilds the backend from it.
+    session = AnnotationSession(frames, segmenter=ClassicalSegmenter())
+    assert session.config.backend == "classical"
+
+    class Unnamed:  # a custom segmenter with no known name leaves the config alone
+        def encode(self, image):
+            return image
+
+    session = AnnotationSession(frames, segmenter=Unnamed(), config=AnnotationConfig(backend="grabcut-cv"))
+    assert session.config.backend == "grabcut-cv"
