@@ -306,6 +306,8 @@ class OISSegmenter:
         if reference is not None and np.shape(reference.mask) == embedding.geometry.orig_hw:
             ref_mask = reference.mask
         needed = object_box([prev_prob, ref_mask, prior_full], [(c.y, c.x) for c in clicks if c.positive])
+        # With a moved previous mask the box already spans both places; this covers a
+        # step given only a reference (API callers may pass no previous mask).
         ref_box = object_box([ref_mask], []) if motion != (0, 0) else None
         if ref_box is not None:
             needed = union_box(needed, with_motion(ref_box, *motion, embedding.geometry.orig_hw))
