@@ -122,3 +122,27 @@ def test_a_resumed_run_remembers_the_best_validation(tmp_path, monkeypatch):
     assert resumed.step == 2 and resumed.best == 0.7
     resumed.run()  # step 3 validates at 0.6: best.pt must stay the step-2 checkpoint
     assert read_checkpoint(run / "best.pt")["metadata"]["steps"] == 2
+
+
+def test_data_parallel_workers_share_one_model_and_resume(tmp_path):
+    from napari_ois.train.parallel import run_parallel
+
+    run = tmp_path / "parallel"
+    cfg = config(4, workers=2, keep_every=2)
+    run_parallel(cfg, run, max_steps=3)  # "killed" after 3 of 4 steps
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    # Both workers' batches count: 2 workers x 2 samples a step.
+    assert [r["samples"] for r in steps] == [4, 8, 12]
+    assert records[-1] == {"step": 3, "workers": 2, "weights_in_sync": True}
+    assert (run / "step_000002.pt").is_file() and not (run / "step_000004.pt").exists()
+    run_parallel(cfg, run)  # resumes at step 3 from last.pt / state.pt
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert records[-1] == {"step": 4, "workers": 2, "weights_in_sync": True}
+    assert (run / "step_000004.pt").is_file()
+    assert not list(run.glob(".rendezvous-*"))
+    from napari_ois.model.checkpoint import load_model
+
+    meta = load_model(run / "last.pt").metadata
+    assert meta["steps"] == 4 and meta["samples_seen"] == 16 and meta["train_config"]["workers"] == 2

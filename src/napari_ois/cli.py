@@ -145,8 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--steps", type=int, default=2000)
     train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warm-up, then cosine decay")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--threads", type=int, default=2)
+    train.add_argument("--threads", type=int, default=2, help="torch threads (per worker with --workers)")
+    train.add_argument("--workers", type=int, default=1,
+                       help="data-parallel worker processes, one core each (batch size is per worker)")
+    train.add_argument("--keep-every", type=int, default=0, help="also keep step_NNNNNN.pt every N steps")
     train.add_argument("--max-minutes", type=float, default=None, help="stop this call after N minutes (resume later)")
     train.add_argument("--validate-every", type=int, default=250)
     train.add_argument("--data-root", default=None, help="folder with coco_mval/ and ctc_psc/ (default ../shared/data/train)")
@@ -285,16 +289,26 @@ def run_train_command(args: argparse.Namespace) -> int:
         except ValueError:
             raise OISError("--weights takes NAME=VALUE pairs, e.g. synthetic=0.5,coco=0.5") from None
     cfg = TrainConfig(preset=args.preset, image_size=args.image_size, batch_size=args.batch_size, steps=args.steps,
-                      lr=args.lr, seed=args.seed, threads=args.threads, validate_every=args.validate_every,
+                      lr=args.lr, warmup_steps=args.warmup_steps, seed=args.seed, threads=args.threads,
+                      validate_every=args.validate_every,
                       data_root=args.data_root, objects_root=args.objects, weights=weights,
-                      init_checkpoint=args.init_checkpoint, device=args.device,
+                      init_checkpoint=args.init_checkpoint, device=args.device, workers=args.workers,
+                      keep_every=args.keep_every,
                       step=StepSettings(rollout_reference_prob=args.rollout_reference_prob,
                                         rollout_max_steps=args.rollout_max_steps,
                                         bleed_reference_prob=args.bleed_reference_prob,
                                         zero_click_prob=args.zero_click_prob,
                                         exact_propagation_steps=args.exact_propagation_steps))
+    max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
+    if args.workers < 1:
+        raise OISError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > 1:
+        from .train.parallel import run_parallel
+
+        run_parallel(cfg, args.out, max_seconds=max_seconds)
+        return 0
     trainer = Trainer(cfg, args.out)
-    trainer.run(max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
+    trainer.run(max_seconds=max_seconds)
     print(f"train: step {trainer.step}/{cfg.steps}, {trainer.wall_time / 60:.1f} min trained, "
           f"best validation mIoU@5 {trainer.best:.3f} -> {args.out}")
     return 0

@@ -4,7 +4,14 @@ Files in ``out_dir``:
 - ``last.pt``   model checkpoint (the format ``load_model`` reads), saved every few minutes;
 - ``state.pt``  optimizer + step + wall time, so a killed run resumes where it was;
 - ``best.pt``   the checkpoint with the best validation mIoU@5 so far;
-- ``log.jsonl`` one JSON line per logged step and per validation.
+- ``log.jsonl`` one JSON line per logged step and per validation;
+- ``step_NNNNNN.pt`` checkpoints kept every ``keep_every`` steps (when set).
+
+With ``workers`` > 1 (:mod:`napari_ois.train.parallel`) several processes train one
+model data-parallel: each draws its own shard of the sample stream, builds its own
+batch (the classical prior and the click simulation are CPU work, one core each) and
+their gradients are averaged before every optimizer step, so all workers hold the
+same weights. Only worker 0 writes files and validates.
 
 Validation uses held-out *training* images (a fixed 1-in-20 split of the COCO image ids,
 never trained on), through the same evaluation code as ``napari-ois eval clicks``; dev/
@@ -66,6 +73,8 @@ class TrainConfig:
     init_checkpoint: str | None = None
     model_overrides: dict = field(default_factory=dict)
     step: StepSettings = field(default_factory=StepSettings)
+    workers: int = 1
+    keep_every: int = 0
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
@@ -100,8 +109,12 @@ def validate(model: OISModel, items: list[InstanceItem], clicks: int) -> dict:
 class Trainer:
     """Runs, checkpoints and resumes one training run in ``out_dir``."""
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, log: Callable[[str], None] = print):
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, log: Callable[[str], None] = print,
+                 rank: int = 0, world: int = 1):
         self.cfg, self.out, self.log = cfg, Path(out_dir), log
+        # rank / world: this process among ``world`` data-parallel workers (1 = plain run).
+        self.rank, self.world = rank, world
+        self.writes = rank == 0
         self.out.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -134,13 +147,15 @@ class Trainer:
         return {"data": "shared/data/train (COCO objects minus the 1-in-20 validation images, CTC PhC-C2DL-PSC "
                         "seq 02 frames 0-29) + procedural natural and microscopy scenes",
                 "steps": self.step, "wall_time_s": round(self.wall_time, 1),
-                "samples_seen": self.step * self.cfg.batch_size,
+                "samples_seen": self.step * self.cfg.batch_size * self.world,
                 "train_config": json.loads(json.dumps(asdict(self.cfg), default=str)),
                 "metrics": metrics or {}, "hardware": (torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
                              else f"{torch.get_num_threads()} CPU thread(s)")}
 
     def save(self, metrics: dict | None = None) -> None:
-        """Checkpoint + trainer state, both written atomically."""
+        """Checkpoint + trainer state, both written atomically (worker 0 only)."""
+        if not self.writes:
+            return
         save_checkpoint(self.out / "last.pt", self.model, self._metadata(metrics))
         tmp = self.out / "state.pt.tmp"
         torch.save({"optimizer": self.optimizer.state_dict(), "step": self.step, "wall_time": self.wall_time,
@@ -148,15 +163,61 @@ class Trainer:
         tmp.replace(self.out / "state.pt")
 
     def _write_log(self, record: dict) -> None:
+        if not self.writes:
+            return
         with (self.out / "log.jsonl").open("a") as fh:
             fh.write(json.dumps(record) + "\n")
+
+    def _sample_rng(self) -> np.random.Generator:
+        """The click-simulation generator of this step (and worker): a resumed run replays it."""
+        key = [self.cfg.seed, self.step, 1] + ([self.rank] if self.world > 1 else [])
+        return np.random.default_rng(key)
+
+    def _synchronise(self, stop: bool) -> bool:
+        """Average the gradients over the workers; True when any worker asks to stop.
+
+        The stop request rides in the same all-reduce as the gradients, so every
+        worker leaves the loop after the same step (a worker stopping alone would
+        leave the others waiting in the next all-reduce forever).
+        """
+        if self.world == 1:
+            return stop
+        import torch.distributed as dist
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float().cpu()
+                          for p in params] + [torch.tensor([float(stop)])])
+        # Gloo reduces CPU tensors on every platform; the copy costs ~ms for this model.
+        dist.all_reduce(flat)
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad = (flat[offset:offset + n] / self.world).reshape(p.shape).to(p.device, p.dtype)
+            offset += n
+        return bool(flat[-1] > 0)
+
+    def _mean_over_workers(self, record: dict) -> dict:
+        """The logged means averaged over all workers (the step time: the slowest worker)."""
+        if self.world == 1:
+            return record
+        import torch.distributed as dist
+
+        keys = [k for k in record if k != "s"]
+        values = torch.tensor([record[k] for k in keys], dtype=torch.float64)
+        dist.all_reduce(values)
+        merged = {k: round(float(v) / self.world, 4) for k, v in zip(keys, values)}
+        step_time = torch.tensor([record["s"]], dtype=torch.float64)
+        dist.all_reduce(step_time, op=dist.ReduceOp.MAX)
+        return merged | {"s": round(float(step_time), 4)}
 
     def run(self, max_seconds: float | None = None, max_steps: int | None = None) -> None:
         """Train until ``cfg.steps`` (or ``max_seconds`` / ``max_steps`` of this call); resumable at any point."""
         cfg = self.cfg
-        stream = mixed_stream(cfg.seed, cfg.image_size, cfg.weights, cfg.data_root, start=self.step * cfg.batch_size,
+        # Worker r of n takes samples r, r + n, r + 2n, ...: together they read the one stream.
+        stream = mixed_stream(cfg.seed, cfg.image_size, cfg.weights, cfg.data_root,
+                              start=self.step * cfg.batch_size * self.world + self.rank, stride=self.world,
                               objects_root=cfg.objects_root, exclude_objects=is_validation_image)
-        items = validation_items(cfg) if cfg.validate_every else []
+        items = validation_items(cfg) if cfg.validate_every and self.writes else []
         started, last_save, first_step = time.perf_counter(), time.perf_counter(), self.step
         window: list[dict] = []
         while self.step < cfg.steps:
@@ -164,13 +225,16 @@ class Trainer:
             samples = [next(stream) for _ in range(cfg.batch_size)]
             for group in self.optimizer.param_groups:
                 group["lr"] = _lr_at(cfg, self.step)
-            rng = np.random.default_rng([cfg.seed, self.step, 1])
+            rng = self._sample_rng()
             # Torch's own randomness (order dropout) seeded per step too: a resumed run
             # continues exactly as an uninterrupted one.
-            torch.manual_seed(cfg.seed * 1_000_003 + self.step)
+            torch.manual_seed(cfg.seed * 1_000_003 + self.step + 7919 * self.rank)
             out = training_step(self.model, samples, rng, cfg.step, self.device)
             self.optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
+            want_stop = ((max_seconds is not None and time.perf_counter() - started > max_seconds)
+                         or (max_steps is not None and self.step + 1 - first_step >= max_steps))
+            stop = self._synchronise(want_stop)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             self.optimizer.step()
             self.step += 1
@@ -178,11 +242,16 @@ class Trainer:
             self.wall_time += elapsed
             window.append({k: float(v.item() if torch.is_tensor(v) else v) for k, v in out.items()} | {"s": elapsed})
             if self.step % cfg.log_every == 0:
-                record = {k: round(float(np.mean([w[k] for w in window])), 4) for k in window[0]}
+                record = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+                record = {k: round(v, 4) for k, v in self._mean_over_workers(record).items()}
                 record |= {"step": self.step, "lr": _lr_at(cfg, self.step), "wall_min": round(self.wall_time / 60, 2)}
+                if self.world > 1:
+                    record["samples"] = self.step * cfg.batch_size * self.world
                 self._write_log(record)
                 self.log(json.dumps(record))
                 window = []
+            if cfg.keep_every and self.step % cfg.keep_every == 0 and self.writes:
+                save_checkpoint(self.out / f"step_{self.step:06d}.pt", self.model, self._metadata())
             if items and self.step % cfg.validate_every == 0:
                 metrics = validate(self.model, items, cfg.validation_clicks)
                 self._write_log({"step": self.step, "validation": metrics})
@@ -199,8 +268,23 @@ class Trainer:
             elif time.perf_counter() - last_save > cfg.save_every_s:
                 self.save()
                 last_save = time.perf_counter()
-            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            if stop:
                 break
-            if max_steps is not None and self.step - first_step >= max_steps:
-                break
+        if self.world > 1:
+            self._check_in_sync()
         self.save()
+
+    def _check_in_sync(self) -> None:
+        """Raise if the workers' weights differ (they must: same start, same averaged gradients)."""
+        import torch.distributed as dist
+
+        with torch.no_grad():
+            total = torch.stack([p.double().sum() for p in self.model.parameters()]).sum().cpu()
+        low, high = total.clone().reshape(1), total.clone().reshape(1)
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        dist.all_reduce(high, op=dist.ReduceOp.MAX)
+        in_sync = bool(torch.isclose(low, high, rtol=1e-9, atol=1e-9))
+        self._write_log({"step": self.step, "workers": self.world, "weights_in_sync": in_sync})
+        if not in_sync:
+            raise RuntimeError(f"data-parallel workers hold different weights at step {self.step} "
+                               f"(checksums {float(low):.9g} .. {float(high):.9g})")
