@@ -215,3 +215,18 @@ def test_cli_runs_the_ois_backend_from_a_checkpoint(tmp_path):
     assert main(["segment", str(stack), "--prompts", str(prompts), "--out", str(out),
                  "--backend", "ois", "--checkpoint", str(checkpoint), "--device", "cpu"]) == 0
     assert tifffile.imread(out).shape == (8, 48, 64)  # a random model's mask content is arbitrary
+
+
+@pytest.mark.parametrize("extra, message", [(["--workers", "0"], "--workers must be at least 1"),
+                                            (["--workers", "2", "--device", "cuda"], "device 'cuda'")])
+def test_train_rejects_bad_worker_settings_before_starting(tmp_path, capsys, extra, message):
+    if "cuda" in extra:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--preset", "test", "--image-size", "64", "--steps", "1", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("napari-ois: error: ") and message in err and "Traceback" not in err
+    assert not run.exists()

@@ -302,6 +302,9 @@ def run_train_command(args: argparse.Namespace) -> int:
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     if args.workers < 1:
         raise OISError(f"--workers must be at least 1, got {args.workers}")
+    from .model.runtime import resolve_device
+
+    resolve_device(args.device)  # an unusable device is a user error here, not a traceback in each worker
     if args.workers > 1:
         from .train.parallel import run_parallel
 
