@@ -146,3 +146,17 @@ def test_data_parallel_workers_share_one_model_and_resume(tmp_path):
 
     meta = load_model(run / "last.pt").metadata
     assert meta["steps"] == 4 and meta["samples_seen"] == 16 and meta["train_config"]["workers"] == 2
+
+
+def test_data_parallel_workers_draw_the_same_click_rounds_each_step(tmp_path):
+    workers = [Trainer(config(1, workers=2), tmp_path / str(rank), log=lambda _: None, rank=rank, world=2)
+               for rank in (0, 1)]
+    rounds = []
+    for step in range(40):
+        for trainer in workers:
+            trainer.step = step
+        drawn = [trainer._shared_click_rounds() for trainer in workers]
+        assert drawn[0] == drawn[1]  # no worker waits for another's extra prior passes
+        rounds.append(drawn[0])
+    assert set(rounds) == {0, 1, 2, 3}  # still uniform over steps (max_iter_clicks = 3)
+    assert Trainer(config(1), tmp_path / "plain", log=lambda _: None)._shared_click_rounds() is None

@@ -13,7 +13,8 @@
 # Env: RESULTS (default $OUT on the device machine, else runs/gpu): the smoke log and the
 #      run folder RESULTS/run (log.jsonl, last.pt, state.pt, step_*.pt), written there
 #      directly so that a run stopped at the call's time limit still brings them back;
-#      MINUTES (training time, default 7).
+#      MINUTES (training time, default 7); DEVICE=cpu to train on CPU workers only.
+# Session 8's run of this script: MODEL_CARD.md and results/training/README.md.
 set -uo pipefail
 RESULTS=${RESULTS:-${OUT:-runs/gpu}}
 RUN=$RESULTS/run
@@ -29,21 +30,24 @@ else
 fi
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 python3 -c "import torch, timm, numpy, skimage; print('torch', torch.__version__, 'timm', timm.__version__, 'numpy', numpy.__version__, 'skimage', skimage.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())"
-echo "cores: $(nproc)"
 
-DEVICE=cuda
-WORKERS=$(( $(nproc) - 1 ))
+# `nproc --all`: plain nproc obeys OMP_NUM_THREADS=1 and would say 1.
+CORES=$(nproc --all)
+echo "cores: $CORES"
+DEVICE=${DEVICE:-cuda}
+WORKERS=$(( CORES - 1 ))
 COMMON=(--preset tiny-prior --image-size 256 --batch-size 8 --threads 1 --validate-every 0
         --data-root "$DATA" --init-checkpoint src/napari_ois/checkpoints/default.pt
         --zero-click-prob 0.5 --exact-propagation-steps --rollout-reference-prob 0.5 --bleed-reference-prob 0.3
         --weights coco=0.5,synthetic=0.25,microscopy=0.1,ctc=0.15)
-if ! python3 -m napari_ois.cli train --out /tmp/smoke "${COMMON[@]}" --steps 2 --device cuda --workers 2 \
-     > "$RESULTS/smoke.log" 2>&1; then
+rm -rf /tmp/smoke
+if [ "$DEVICE" = cuda ] && ! python3 -m napari_ois.cli train --out /tmp/smoke "${COMMON[@]}" --steps 2 --device cuda \
+     --workers 2 > "$RESULTS/smoke.log" 2>&1; then
   tail -20 "$RESULTS/smoke.log"
-  echo "CUDA smoke run failed: training on $(nproc) CPU workers instead"
+  echo "CUDA smoke run failed: training on CPU workers instead"
   DEVICE=cpu
-  WORKERS=$(nproc)
 fi
+[ "$DEVICE" = cpu ] && WORKERS=$CORES
 echo "training: $WORKERS workers on $DEVICE for $MINUTES min"
 
 if command -v nvidia-smi >/dev/null; then  # GPU load every 30 s: is the run CPU- or GPU-bound?

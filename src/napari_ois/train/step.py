@@ -228,6 +228,7 @@ def training_step(
     rng: np.random.Generator,
     settings: StepSettings,
     device: torch.device | str = "cpu",
+    n_iter: int | None = None,
 ) -> dict[str, torch.Tensor | float]:
     """Forward the batch with simulated clicks; returns the losses (``loss`` has a graph).
 
@@ -237,6 +238,11 @@ def training_step(
         Same-size samples (model input size), e.g. from ``mixed_stream``.
     rng : numpy.random.Generator
         Drives click sampling, so a step is reproducible given the seed.
+    n_iter : int, optional
+        Corrective-click rounds of this batch (default: drawn from ``rng``, 0..
+        ``settings.max_iter_clicks``). Data-parallel workers pass one shared draw: each
+        round reruns the classical prior, so a worker drawing more rounds than the
+        others would keep them all waiting at the gradient average.
     """
     batch = stack_samples(samples)
     b, size = len(samples), batch["mask"].shape[-1]
@@ -277,7 +283,8 @@ def training_step(
     if model.prior_fusion is not None:
         batch_prior = _BatchPrior(_classical_prior(model.config.prior_work_size), batch, valid_hw)
 
-    n_iter = int(rng.integers(0, settings.max_iter_clicks + 1))
+    if n_iter is None:
+        n_iter = int(rng.integers(0, settings.max_iter_clicks + 1))
     if n_iter:
         with torch.no_grad():
             for _ in range(n_iter):
