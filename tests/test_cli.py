@@ -230,3 +230,13 @@ def test_train_rejects_bad_worker_settings_before_starting(tmp_path, capsys, ext
     err = capsys.readouterr().err
     assert err.startswith("napari-ois: error: ") and message in err and "Traceback" not in err
     assert not run.exists()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_train_without_training_data_says_so(tmp_path, capsys, workers):
+    args = ["train", "--out", str(tmp_path / "run"), "--preset", "test", "--image-size", "64", "--steps", "1",
+            "--threads", "1", "--validate-every", "0", "--data-root", str(tmp_path / "nothing"),
+            "--weights", "coco=1", "--workers", workers]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("napari-ois: error: no training objects") and "Traceback" not in err

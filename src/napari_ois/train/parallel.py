@@ -20,7 +20,14 @@ from pathlib import Path
 
 import torch
 
-from .trainer import TrainConfig, Trainer
+from ..core.errors import OISError
+from ..model.checkpoint import resolve_checkpoint
+from .real_data import DEFAULT_WEIGHTS, real_sources
+from .trainer import TrainConfig, Trainer, is_validation_image
+
+# How a worker's OISError (bad data folder, missing checkpoint) reads in the traceback text
+# that torch.multiprocessing hands to the parent.
+_USER_ERROR_PREFIX = "napari_ois.core.errors."
 
 
 def _worker(rank: int, cfg: TrainConfig, out_dir: str, world: int, rendezvous: str,
@@ -56,9 +63,16 @@ def run_parallel(cfg: TrainConfig, out_dir: str | Path, max_seconds: float | Non
 
     Raises
     ------
+    OISError
+        A worker stopped on a user error (e.g. no training data under ``data_root``):
+        the same message a plain run gives, without the worker's traceback.
     torch.multiprocessing.ProcessRaisedException
-        A worker failed (its traceback is in the message); the others are stopped.
+        A worker failed otherwise (its traceback is in the message); the others are stopped.
     """
+    # Checked here, once: a missing data folder or checkpoint would otherwise stop every worker.
+    real_sources(cfg.weights or DEFAULT_WEIGHTS, cfg.data_root, cfg.objects_root, is_validation_image)
+    if cfg.init_checkpoint:
+        resolve_checkpoint(cfg.init_checkpoint)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # A fresh rendezvous file per launch: a stale one from a killed run would hang the group.
@@ -68,6 +82,11 @@ def run_parallel(cfg: TrainConfig, out_dir: str | Path, max_seconds: float | Non
         torch.multiprocessing.start_processes(
             _worker, args=(cfg, str(out), cfg.workers, str(rendezvous.resolve()), max_seconds, max_steps),
             nprocs=cfg.workers, start_method="spawn")
+    except torch.multiprocessing.ProcessRaisedException as exc:
+        last = str(exc).strip().splitlines()[-1]
+        if last.startswith(_USER_ERROR_PREFIX):
+            raise OISError(last.split(": ", 1)[-1]) from None
+        raise
     finally:
         if rendezvous.exists():
             os.remove(rendezvous)

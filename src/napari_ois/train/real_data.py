@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
+from ..core.errors import InputError
 from ..core.frames import StackNormalizer
 from .augment import antialias, choose_view, degrade_mask, photometric, pseudo_motion, warp
 from .samples import TrainingSample, resize_image, resize_longest_and_pad
@@ -68,7 +69,7 @@ class CocoObjects:
         # ``exclude`` holds out items (e.g. the validation split) by their file stem.
         self.items = [it for it in self.items if it[1].is_file() and not (exclude and exclude(it[0]))]
         if not self.items:
-            raise FileNotFoundError(f"no img/*.jpg + gt/*.png pairs under {root}")
+            raise InputError(f"no training objects: no img/*.jpg + gt/*.png pairs under {root}")
         self.siblings: dict[str, list[int]] = {}
         for i, (stem, _, _) in enumerate(self.items):
             self.siblings.setdefault(stem.rsplit("_", 1)[-1], []).append(i)
@@ -136,7 +137,7 @@ class CtcFrames:
             if lab.is_file():
                 self.frames.append((img, lab))
         if len(self.frames) < 2:
-            raise FileNotFoundError(f"fewer than 2 annotated frames under {root}/{sequence}")
+            raise InputError(f"no CTC training frames: fewer than 2 annotated frames under {root}/{sequence}")
         self.normalise = StackNormalizer(0.0, 255.0)  # as the app maps uint8 frames
         self._ids: dict[int, np.ndarray] = {}
 
@@ -203,6 +204,33 @@ def texture_sources(coco: CocoObjects, n: int = 64, seed: int = 0, max_side: int
     return out
 
 
+def real_sources(
+    weights: dict[str, float],
+    data_root: str | Path | None = None,
+    objects_root: str | Path | None = None,
+    exclude_objects: Callable[[str], bool] | None = None,
+) -> tuple[CocoObjects | None, CtcFrames | None]:
+    """The real-data sources that ``weights`` asks for (see :func:`mixed_stream`).
+
+    Only lists files, so it is also a cheap check that the data is there before a
+    (multi-process) run starts.
+
+    Raises
+    ------
+    InputError
+        A weighted source has no data under its folder.
+    """
+    root = Path(data_root) if data_root is not None else default_data_root()
+    coco = None
+    coco_root = Path(objects_root) if objects_root is not None else root / "coco_mval"
+    if weights.get("coco", 0) > 0:
+        coco = CocoObjects(coco_root, exclude_objects)
+    elif weights.get("synthetic", 0) > 0 and coco_root.is_dir():
+        coco = CocoObjects(coco_root, exclude_objects)  # only for textures; procedural without it
+    ctc = CtcFrames(root / "ctc_psc") if weights.get("ctc", 0) > 0 else None
+    return coco, ctc
+
+
 def mixed_stream(
     seed: int,
     size: int = 256,
@@ -248,14 +276,7 @@ def mixed_stream(
         ``exclude_objects(stem) -> bool``: object files never used (held-out validation).
     """
     weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
-    root = Path(data_root) if data_root is not None else default_data_root()
-    coco = None
-    coco_root = Path(objects_root) if objects_root is not None else root / "coco_mval"
-    if weights.get("coco", 0) > 0:
-        coco = CocoObjects(coco_root, exclude_objects)
-    elif weights.get("synthetic", 0) > 0 and coco_root.is_dir():
-        coco = CocoObjects(coco_root, exclude_objects)  # only for textures; procedural without it
-    ctc = CtcFrames(root / "ctc_psc") if weights.get("ctc", 0) > 0 else None
+    coco, ctc = real_sources(weights, data_root, objects_root, exclude_objects)
     textures = texture_sources(coco, n_textures, seed) if coco is not None and n_textures else None
     makers = {
         "synthetic": lambda rng, pair: natural_scene(rng, size, textures, pair, drop_ref_prob=drop_ref_prob),
