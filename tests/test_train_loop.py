@@ -146,6 +146,12 @@ def test_data_parallel_workers_share_one_model_and_resume(tmp_path):
 
     meta = load_model(run / "last.pt").metadata
     assert meta["steps"] == 4 and meta["samples_seen"] == 16 and meta["train_config"]["workers"] == 2
+    assert meta["hardware"].endswith("2 data-parallel workers")
+    # Resumed by one worker: the stream goes on after the 16 samples the two workers drew.
+    single = Trainer(config(5), run, log=lambda _: None)
+    assert (single.step, single.samples) == (4, 16)
+    single.run()
+    assert load_model(run / "last.pt").metadata["samples_seen"] == 18
 
 
 def test_data_parallel_workers_draw_the_same_click_rounds_each_step(tmp_path):

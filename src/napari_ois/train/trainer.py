@@ -123,6 +123,9 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             [p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step, self.wall_time, self.best = 0, 0.0, -1.0
+        # Samples drawn so far by all workers together: where the stream resumes, also when
+        # a run is resumed with another number of workers.
+        self.samples = 0
         self._resume()
 
     def _build_model(self) -> OISModel:
@@ -141,16 +144,22 @@ class Trainer:
         state = torch.load(state_path, map_location=self.device, weights_only=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.wall_time, self.best = state["step"], state["wall_time"], state.get("best", -1.0)
+        self.samples = state.get("samples", self.step * self.cfg.batch_size)  # older states: one worker
         self.log(f"resumed from step {self.step} ({self.wall_time / 60:.1f} min trained)")
 
     def _metadata(self, metrics: dict | None = None) -> dict:
         return {"data": "shared/data/train (COCO objects minus the 1-in-20 validation images, CTC PhC-C2DL-PSC "
                         "seq 02 frames 0-29) + procedural natural and microscopy scenes",
                 "steps": self.step, "wall_time_s": round(self.wall_time, 1),
-                "samples_seen": self.step * self.cfg.batch_size * self.world,
+                "samples_seen": self.samples,
                 "train_config": json.loads(json.dumps(asdict(self.cfg), default=str)),
-                "metrics": metrics or {}, "hardware": (torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
-                             else f"{torch.get_num_threads()} CPU thread(s)")}
+                "metrics": metrics or {}, "hardware": self._hardware()}
+
+    def _hardware(self) -> str:
+        """Where the run trains, e.g. 'NVIDIA H200, 15 data-parallel workers' (checkpoint metadata)."""
+        where = (torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
+                 else f"{torch.get_num_threads()} CPU thread(s)")
+        return where + (f", {self.world} data-parallel workers" if self.world > 1 else "")
 
     def save(self, metrics: dict | None = None) -> None:
         """Checkpoint + trainer state, both written atomically (worker 0 only)."""
@@ -159,7 +168,7 @@ class Trainer:
         save_checkpoint(self.out / "last.pt", self.model, self._metadata(metrics))
         tmp = self.out / "state.pt.tmp"
         torch.save({"optimizer": self.optimizer.state_dict(), "step": self.step, "wall_time": self.wall_time,
-                    "best": self.best}, tmp)
+                    "best": self.best, "samples": self.samples}, tmp)
         tmp.replace(self.out / "state.pt")
 
     def _write_log(self, record: dict) -> None:
@@ -228,7 +237,7 @@ class Trainer:
         cfg = self.cfg
         # Worker r of n takes samples r, r + n, r + 2n, ...: together they read the one stream.
         stream = mixed_stream(cfg.seed, cfg.image_size, cfg.weights, cfg.data_root,
-                              start=self.step * cfg.batch_size * self.world + self.rank, stride=self.world,
+                              start=self.samples + self.rank, stride=self.world,
                               objects_root=cfg.objects_root, exclude_objects=is_validation_image)
         items = validation_items(cfg) if cfg.validate_every and self.writes else []
         started, last_save, first_step = time.perf_counter(), time.perf_counter(), self.step
@@ -251,6 +260,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             self.optimizer.step()
             self.step += 1
+            self.samples += cfg.batch_size * self.world
             elapsed = time.perf_counter() - tick
             self.wall_time += elapsed
             window.append({k: float(v.item() if torch.is_tensor(v) else v) for k, v in out.items()} | {"s": elapsed})
@@ -259,7 +269,7 @@ class Trainer:
                 record = {k: round(v, 4) for k, v in self._mean_over_workers(record).items()}
                 record |= {"step": self.step, "lr": _lr_at(cfg, self.step), "wall_min": round(self.wall_time / 60, 2)}
                 if self.world > 1:
-                    record["samples"] = self.step * cfg.batch_size * self.world
+                    record["samples"] = self.samples
                 self._write_log(record)
                 self.log(json.dumps(record))
                 window = []
