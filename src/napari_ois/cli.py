@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-minutes", type=float, default=None, help="stop this call after N minutes (resume later)")
     train.add_argument("--validate-every", type=int, default=250)
     train.add_argument("--data-root", default=None, help="folder with coco_mval/ and ctc_psc/ (default ../shared/data/train)")
-    train.add_argument("--objects", default=None, help="your own img/ + gt/ object masks, used instead of COCO")
+    train.add_argument("--objects", default=None,
+                       help="your own objects, used instead of COCO: a COCO instances JSON (polygons or RLE), or a "
+                            "folder img/ + gt/ (or images/ + masks/ or labels/) of binary masks or instance label images")
     train.add_argument("--weights", default=None, help="source weights, e.g. synthetic=0.3,microscopy=0.15,coco=0.4,ctc=0.15")
     train.add_argument("--init-checkpoint", default=None, help="fine-tune from this checkpoint")
     train.add_argument("--device", default="cpu", choices=DEVICES)

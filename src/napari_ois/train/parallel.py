@@ -23,7 +23,8 @@ import torch
 from ..core.errors import OISError
 from ..model.checkpoint import resolve_checkpoint
 from .real_data import DEFAULT_WEIGHTS, real_sources
-from .trainer import TrainConfig, Trainer, is_validation_image
+from .object_sets import is_held_out_image
+from .trainer import TrainConfig, Trainer
 
 # How a worker's OISError (bad data folder, missing checkpoint) reads in the traceback text
 # that torch.multiprocessing hands to the parent.
@@ -70,7 +71,7 @@ def run_parallel(cfg: TrainConfig, out_dir: str | Path, max_seconds: float | Non
         A worker failed otherwise (its traceback is in the message); the others are stopped.
     """
     # Checked here, once: a missing data folder or checkpoint would otherwise stop every worker.
-    real_sources(cfg.weights or DEFAULT_WEIGHTS, cfg.data_root, cfg.objects_root, is_validation_image)
+    real_sources(cfg.weights or DEFAULT_WEIGHTS, cfg.data_root, cfg.objects_root, is_held_out_image)
     if cfg.init_checkpoint:
         resolve_checkpoint(cfg.init_checkpoint)
     out = Path(out_dir)

@@ -26,6 +26,7 @@ from PIL import Image
 
 from ..core.errors import InputError
 from ..core.frames import StackNormalizer
+from .object_sets import ObjectSet, read_image01
 from .augment import antialias, choose_view, degrade_mask, photometric, pseudo_motion, warp
 from .samples import TrainingSample, resize_image, resize_longest_and_pad
 from .synthetic import natural_scene
@@ -60,33 +61,8 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     return ys.min(), xs.min(), ys.max() + 1, xs.max() + 1
 
 
-class CocoObjects:
-    """The COCO object masks of ``root`` (``img/*.jpg`` + ``gt/*.png``)."""
-
-    def __init__(self, root: str | Path, exclude: Callable[[str], bool] | None = None):
-        root = Path(root)
-        self.items = [(p.stem, root / "img" / (p.stem + ".jpg"), p) for p in sorted((root / "gt").glob("*.png"))]
-        # ``exclude`` holds out items (e.g. the validation split) by their file stem.
-        self.items = [it for it in self.items if it[1].is_file() and not (exclude and exclude(it[0]))]
-        if not self.items:
-            raise InputError(f"no training objects: no img/*.jpg + gt/*.png pairs under {root}")
-        self.siblings: dict[str, list[int]] = {}
-        for i, (stem, _, _) in enumerate(self.items):
-            self.siblings.setdefault(stem.rsplit("_", 1)[-1], []).append(i)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def read(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Image (H, W, 3) uint8, object mask (H, W) bool, other annotated objects (H, W) bool."""
-        stem, img_path, gt_path = self.items[i]
-        image, mask = _read(img_path, "RGB"), _read(gt_path, "L") > 127
-        others = np.zeros_like(mask)
-        for j in self.siblings[stem.rsplit("_", 1)[-1]]:
-            other = _read(self.items[j][2], "L") > 127
-            if j != i and other.shape == mask.shape:
-                others |= other
-        return image, mask, others & ~mask
+class CocoObjects(ObjectSet):
+    """Object masks (``coco_mval/`` or one's own, see :mod:`.object_sets`) as augmented training views."""
 
     def sample(self, rng, size=256, pair=False, min_area=None, drop_ref_prob=0.2, max_tries=20) -> TrainingSample:
         """An augmented object view (``coco-still``) or pseudo-video pair (``coco-pair``)."""
@@ -98,7 +74,7 @@ class CocoObjects:
             matrix, out, scale = choose_view(rng, mask.shape, _bbox(mask), size)
             if mask.sum() * scale**2 < min_area:
                 continue
-            img, (tgt, oth), valid = _render(image / np.float32(255), [mask, others], matrix, out, scale)
+            img, (tgt, oth), valid = _render(image, [mask, others], matrix, out, scale)
             if tgt.sum() < min_area:
                 continue
             jitter = int(rng.integers(2**62))
@@ -108,7 +84,7 @@ class CocoObjects:
             if pair:  # the view above becomes the reference; the current frame moved
                 move, flow = pseudo_motion(rng, out)
                 # The flow is drawn in output pixels; warp() applies it in source pixels.
-                cur, (cur_tgt, cur_oth), cur_valid = _render(image / np.float32(255), [mask, others], matrix @ move, out,
+                cur, (cur_tgt, cur_oth), cur_valid = _render(image, [mask, others], matrix @ move, out,
                                                              scale, flow / scale)
                 if cur_tgt.sum() < min_area:
                     continue
@@ -193,10 +169,10 @@ def texture_sources(coco: CocoObjects, n: int = 64, seed: int = 0, max_side: int
     Shrunk to ``max_side``: 64 of them take ~85 MB (float32, kept for the whole run).
     """
     rng = np.random.default_rng(seed)
-    paths = sorted({item[1] for item in coco.items})
+    paths = coco.image_paths()
     out = []
-    for p in rng.choice(paths, min(n, len(paths)), replace=False):
-        img = _read(Path(p), "RGB").astype(np.float32) / 255
+    for p in rng.choice(len(paths), min(n, len(paths)), replace=False):
+        img = read_image01(paths[p])
         scale = min(1.0, max_side / max(img.shape[:2]))
         if scale < 1:
             img = resize_image(img, (round(img.shape[0] * scale), round(img.shape[1] * scale)))
@@ -270,10 +246,10 @@ def mixed_stream(
     n_textures : int
         Real images used as textures by the synthetic scenes (procedural if no COCO).
     objects_root : path, optional
-        A folder of ``img/*.jpg`` + ``gt/*.png`` object masks used as the ``coco`` source
-        instead of ``<data_root>/coco_mval`` (fine-tuning on one's own data).
+        One's own object masks (a mask folder or a COCO JSON, :mod:`.object_sets`) used as
+        the ``coco`` source instead of ``<data_root>/coco_mval``.
     exclude_objects : callable, optional
-        ``exclude_objects(stem) -> bool``: object files never used (held-out validation).
+        ``exclude_objects(image_key) -> bool``: images never used (held-out validation).
     """
     weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
     coco, ctc = real_sources(weights, data_root, objects_root, exclude_objects)

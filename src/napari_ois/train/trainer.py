@@ -30,22 +30,15 @@ import numpy as np
 import torch
 
 from ..evaluate.click_eval import evaluate_clicks, summarize
-from ..evaluate.datasets import InstanceItem, load_click_items
+from ..evaluate.datasets import InstanceItem
 from ..model.checkpoint import load_model, save_checkpoint
 from ..model.config import preset_config
 from ..model.network import OISModel
 from ..model.runtime import resolve_device
 from ..model.segmenter import OISSegmenter
+from .object_sets import ObjectSet, is_held_out_image
 from .real_data import default_data_root, mixed_stream
 from .step import StepSettings, training_step
-
-VALIDATION_EVERY = 20  # 1 in 20 COCO training images is held out for validation
-
-
-def is_validation_image(name: str) -> bool:
-    """Whether a ``<class><n>_<image id>`` item belongs to the held-out validation split."""
-    image_id = name.rsplit("_", 1)[-1].split("#")[0]
-    return image_id.isdigit() and int(image_id) % VALIDATION_EVERY == 0
 
 
 @dataclass
@@ -86,11 +79,18 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 def validation_items(cfg: TrainConfig) -> list[InstanceItem]:
-    """The held-out COCO training objects used to pick the best checkpoint."""
+    """The held-out training objects used to pick the best checkpoint (first ``cfg.validation_items``).
+
+    Whole images are held out (:func:`~napari_ois.train.object_sets.is_held_out_image`).
+    Empty when the split would hold out every image of a small set of one's own: that set
+    is then trained on whole (``ObjectSet``), and no ``best.pt`` is chosen.
+    """
     root = Path(cfg.objects_root) if cfg.objects_root else (
         Path(cfg.data_root) if cfg.data_root else default_data_root()) / "coco_mval"
-    items = [it for it in load_click_items(root, "coco_mval") if is_validation_image(it.name)]
-    return items[: cfg.validation_items]
+    objects = ObjectSet(root)
+    if all(is_held_out_image(r.image_key) for r in objects.records):
+        return []
+    return objects.instance_items(is_held_out_image, cfg.validation_items)
 
 
 def validate(model: OISModel, items: list[InstanceItem], clicks: int) -> dict:
@@ -238,7 +238,7 @@ class Trainer:
         # Worker r of n takes samples r, r + n, r + 2n, ...: together they read the one stream.
         stream = mixed_stream(cfg.seed, cfg.image_size, cfg.weights, cfg.data_root,
                               start=self.samples + self.rank, stride=self.world,
-                              objects_root=cfg.objects_root, exclude_objects=is_validation_image)
+                              objects_root=cfg.objects_root, exclude_objects=is_held_out_image)
         items = validation_items(cfg) if cfg.validate_every and self.writes else []
         started, last_save, first_step = time.perf_counter(), time.perf_counter(), self.step
         window: list[dict] = []
