@@ -173,3 +173,26 @@ def test_train_cli_fine_tunes_on_a_coco_json(tmp_path, capsys):
     validation = [r["validation"] for r in log if "validation" in r]
     assert validation and validation[0]["n"] == 2  # the two objects of held-out image 20
     assert (run / "last.pt").is_file() and (run / "best.pt").is_file()
+
+
+def test_a_malformed_rle_stops_training_with_a_one_line_error(tmp_path, capsys):
+    path, _ = write_coco(tmp_path)
+    data = json.loads(path.read_text())
+    for ann in data["annotations"]:
+        ann["segmentation"] = {"size": [60, 64], "counts": RING_RLE}  # 13 x 17 pixels of runs
+    path.write_text(json.dumps(data))
+    args = ["train", "--out", str(tmp_path / "run"), "--preset", "test", "--image-size", "64", "--batch-size", "2",
+            "--steps", "1", "--threads", "1", "--validate-every", "0", "--objects", str(path), "--weights", "coco=1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("napari-ois: error: RLE covers 221 pixels") and "Traceback" not in err
+
+
+def test_eval_clicks_reads_a_coco_json(tmp_path, capsys):
+    path, _ = write_coco(tmp_path)
+    out = tmp_path / "clicks.json"
+    assert main(["eval", "clicks", str(path), "--format", "coco_json", "--backend", "classical",
+                 "--max-clicks", "2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["n"] == 4 and sorted(result["per_item"]) == ["photo20#2001", "photo20#2002", "photo21#2101",
+                                                               "photo21#2102"]

@@ -7,6 +7,9 @@ Click-evaluation formats (one item = one object on one image):
   is an ignore band excluded from IoU, values > 128 are the object.
 - ``folder``: ``img/`` + ``gt/`` or ``images/`` + ``masks/``, or files ``img*`` beside
   ``mask*``; integer masks with several ids give one item per id (instance masks).
+- ``coco_json``: a COCO instances file (polygon or RLE ``segmentation``), or a folder with
+  exactly one; one item per non-crowd annotation, named ``<image stem>#<annotation id>``
+  (read by :class:`napari_ois.train.object_sets.ObjectSet`, as ``napari-ois train --objects``).
 
 Propagation formats (one item = one sequence):
 - ``davis``: ``JPEGImages/480p/SEQ/*.jpg`` + ``Annotations/480p/SEQ/*.png``.
@@ -25,7 +28,7 @@ from ..core.errors import InputError
 from ..core.io import read_image_file
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-CLICK_FORMATS = ("davis", "coco_mval", "grabcut", "folder")
+CLICK_FORMATS = ("davis", "coco_mval", "grabcut", "folder", "coco_json")
 PROPAGATION_FORMATS = ("davis", "ctc")
 
 
@@ -99,6 +102,10 @@ def load_click_items(root: str | Path, fmt: str, limit: int | None = None) -> li
     root = Path(root)
     if fmt not in CLICK_FORMATS:
         raise InputError(f"format must be one of {', '.join(CLICK_FORMATS)}, got {fmt!r}")
+    if fmt == "coco_json":
+        from ..train.object_sets import ObjectSet  # the training side reads the same files
+
+        return ObjectSet(root).instance_items(lambda image_key: True, limit)
     if not root.is_dir():
         raise InputError(f"dataset folder not found: {root}")
     items: list[InstanceItem] = []
