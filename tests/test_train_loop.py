@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_ois.core.click_simulator import error_distances
 from napari_ois.core.clicks import Click
 from napari_ois.core.frames import FrameStack
 from napari_ois.core.segmenter import get_segmenter
@@ -86,6 +87,33 @@ def test_validation_split_is_held_out_by_image_id():
     held = [n for n in names if is_held_out_image(n)]
     assert held == [n for n in names if is_held_out_image(n)]
     assert 60 < len(held) < 140
+
+
+def test_single_click_starts_begin_with_one_positive_click_deep_inside(tmp_path, monkeypatch):
+    from napari_ois.train import step as step_module
+    from napari_ois.train.real_data import mixed_stream
+    from napari_ois.train.step import StepSettings, training_step
+
+    trainer = Trainer(config(1), tmp_path / "run", log=lambda _: None)
+    samples = [s for _, s in zip(range(4), mixed_stream(0, 64, SYNTHETIC_ONLY, pair_prob=0.0))]
+    seen = []
+    original = step_module.PromptBatch.from_clicks
+    monkeypatch.setattr(step_module.PromptBatch, "from_clicks",
+                        staticmethod(lambda lists, *a, **k: seen.append(lists) or original(lists, *a, **k)))
+
+    def first_prompts(prob):
+        seen.clear()
+        settings = StepSettings(single_click_start_prob=prob, max_iter_clicks=0)
+        training_step(trainer.model, samples, np.random.default_rng(3), settings)
+        return seen[0]
+
+    starts = first_prompts(1.0)
+    assert [len(c) for c in starts] == [1, 1, 1, 1] and all(c[0][2] for c in starts)
+    for sample, ((y, x, _),) in zip(samples, starts):
+        # In the deep half of the object, by the evaluation protocol's own distance map.
+        depth, _ = error_distances(sample.mask, np.zeros(sample.mask.shape, bool), sample.ignore, None)
+        assert sample.mask[int(y), int(x)] and depth[int(y), int(x)] > depth.max() / 2
+    assert sum(len(c) for c in first_prompts(0.0)) > 4  # off: the multi-point sampler
 
 
 def test_exact_propagation_steps_get_no_corrective_click(tmp_path):

@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--bleed-reference-prob", type=float, default=0.0,
                        help="pair samples whose reference mask also gets background regions touching the object "
                             "(trains propagation to remove leaks)")
+    train.add_argument("--single-click-start-prob", type=float, default=0.0,
+                       help="samples starting from nothing whose initial clicks are one positive click deep inside "
+                            "the object, as a user's first click (trains the first click of a session)")
     train.add_argument("--zero-click-prob", type=float, default=0.25,
                        help="pair samples trained with no click at all (pure propagation steps)")
     train.add_argument("--exact-propagation-steps", action="store_true",
@@ -300,6 +303,7 @@ def run_train_command(args: argparse.Namespace) -> int:
                                         rollout_max_steps=args.rollout_max_steps,
                                         bleed_reference_prob=args.bleed_reference_prob,
                                         zero_click_prob=args.zero_click_prob,
+                                        single_click_start_prob=args.single_click_start_prob,
                                         exact_propagation_steps=args.exact_propagation_steps))
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     if args.workers < 1:
