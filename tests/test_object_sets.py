@@ -107,7 +107,8 @@ def test_instance_label_folder_of_16_bit_microscopy(tmp_path):
 def test_binary_masks_of_the_same_image_id_are_each_others_neighbours(tmp_path):
     (tmp_path / "img").mkdir()
     (tmp_path / "gt").mkdir()
-    for name, box in [("cat00_000000000007", (5, 15)), ("dog00_000000000007", (20, 30)), ("cat00_000000000008", (5, 15))]:
+    boxes = {"cat00_000000000007": (5, 15), "dog00_000000000007": (20, 30), "cat00_000000000008": (5, 15)}
+    for name, box in boxes.items():
         Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(tmp_path / "img" / f"{name}.jpg")
         mask = np.zeros((40, 40), np.uint8)
         mask[box[0] : box[1], box[0] : box[1]] = 255
@@ -196,3 +197,14 @@ def test_eval_clicks_reads_a_coco_json(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["n"] == 4 and sorted(result["per_item"]) == ["photo20#2001", "photo20#2002", "photo21#2101",
                                                                "photo21#2102"]
+
+
+def test_negative_label_ids_are_refused(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    tifffile.imwrite(tmp_path / "images" / "a.tif", np.zeros((20, 20), np.uint16))
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:5, 2:5], labels[10:15, 10:15] = -1, 2
+    tifffile.imwrite(tmp_path / "labels" / "a.tif", labels)
+    with pytest.raises(InputError, match="negative ids"):
+        ObjectSet(tmp_path)

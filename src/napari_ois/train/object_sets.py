@@ -115,8 +115,7 @@ def _folder_records(root: Path) -> list[ObjectRecord]:
     records = []
     for stem, image_path, mask_path in _paired_files(root):
         labels = _read_labels(mask_path)
-        present = np.flatnonzero(np.bincount(labels.ravel().astype(np.int64, copy=False)))
-        ids = [int(i) for i in present if i > 0]
+        ids = [int(i) for i in np.unique(labels) if i != 0]  # read_labels refuses negative ids
         if len(ids) > 1:  # instance label image: one object per id
             records += [ObjectRecord(f"{stem}#{i}", image_path, stem, mask_path, i) for i in ids]
         elif ids:
