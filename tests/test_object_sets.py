@@ -139,8 +139,11 @@ def test_broken_coco_json_says_what_is_wrong(tmp_path, damage, message):
 def test_unknown_layouts_and_size_mismatches_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         ObjectSet(tmp_path / "nowhere")
-    with pytest.raises(InputError, match="has none of"):
+    with pytest.raises(InputError, match="no training objects found"):
         ObjectSet(tmp_path)
+    (tmp_path / "notes.txt").write_text("not data")
+    with pytest.raises(InputError, match="neither a COCO JSON file nor a folder"):
+        ObjectSet(tmp_path / "notes.txt")
     (tmp_path / "img").mkdir()
     (tmp_path / "gt").mkdir()
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "img" / "a.png")

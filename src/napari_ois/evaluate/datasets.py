@@ -5,8 +5,8 @@ Click-evaluation formats (one item = one object on one image):
   non-zero pixel of the mask is the object.
 - ``grabcut``: ``data_GT/*`` + ``boundary_GT/*`` (or ``img/`` + ``gt/``); mask value 128
   is an ignore band excluded from IoU, values > 128 are the object.
-- ``folder``: ``img/`` + ``gt/`` or ``images/`` + ``masks/``, or files ``img*`` beside
-  ``mask*``; integer masks with several ids give one item per id (instance masks).
+- ``folder``: ``img/`` + ``gt/``, ``images/`` + ``masks/`` or ``labels/``, or files ``img*``
+  beside ``mask*``; integer masks with several ids give one item per id (instance masks).
 - ``coco_json``: a COCO instances file (polygon or RLE ``segmentation``), or a folder with
   exactly one; one item per non-crowd annotation, named ``<image stem>#<annotation id>``
   (read by :class:`napari_ois.train.object_sets.ObjectSet`, as ``napari-ois train --objects``).
@@ -30,6 +30,8 @@ from ..core.io import read_image_file
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 CLICK_FORMATS = ("davis", "coco_mval", "grabcut", "folder", "coco_json")
 PROPAGATION_FORMATS = ("davis", "ctc")
+# Image and mask folder pairs of the ``folder`` format (and of ``napari-ois train --objects``).
+FOLDER_LAYOUTS = [("img", "gt"), ("images", "masks"), ("images", "labels"), ("img", "labels")]
 
 
 @dataclass
@@ -66,20 +68,21 @@ def _pair_dirs(root: Path, candidates: list[tuple[str, str]]) -> tuple[Path, Pat
     raise InputError(f"{root} does not have the expected layout ({names})")
 
 
-def _read_mask(path: Path) -> np.ndarray:
+def read_mask(path: Path) -> np.ndarray:
     """A mask file's values: palette PNGs/TIFFs as their indices (DAVIS-2017 style), other
     formats (GrabCut's BMPs) as stored."""
     labels = path.suffix.lower() in (".png", ".tif", ".tiff")
     return read_image_file(path, labels=labels)
 
 
-def _as_plane(mask: np.ndarray) -> np.ndarray:
+def as_plane(mask: np.ndarray) -> np.ndarray:
     """Masks stored as RGB(A) keep their first channel (as the reference loaders do);
     other 3-D masks (volumes) are returned unchanged and skipped by the caller."""
     return mask[..., 0] if mask.ndim == 3 and mask.shape[-1] in (3, 4) else mask
 
 
-def _pairs(root: Path, fmt: str) -> Iterator[tuple[str, Path, Path]]:
+def image_mask_pairs(root: Path, fmt: str) -> Iterator[tuple[str, Path, Path]]:
+    """(stem, image file, mask file) of a click-evaluation layout, matched by file stem."""
     if fmt == "grabcut":
         image_dir, mask_dir = _pair_dirs(root, [("data_GT", "boundary_GT"), ("img", "gt")])
     elif fmt == "folder" and not any((root / d).is_dir() for d in ("img", "images")):
@@ -90,7 +93,7 @@ def _pairs(root: Path, fmt: str) -> Iterator[tuple[str, Path, Path]]:
                 yield image.stem, image, mask
         return
     else:
-        image_dir, mask_dir = _pair_dirs(root, [("img", "gt"), ("images", "masks")])
+        image_dir, mask_dir = _pair_dirs(root, FOLDER_LAYOUTS)
     images = _files(image_dir)
     for stem, mask_path in _files(mask_dir).items():
         if stem in images:
@@ -109,8 +112,8 @@ def load_click_items(root: str | Path, fmt: str, limit: int | None = None) -> li
     if not root.is_dir():
         raise InputError(f"dataset folder not found: {root}")
     items: list[InstanceItem] = []
-    for stem, image_path, mask_path in _pairs(root, fmt):
-        mask = _as_plane(_read_mask(mask_path))
+    for stem, image_path, mask_path in image_mask_pairs(root, fmt):
+        mask = as_plane(read_mask(mask_path))
         if mask.ndim != 2:
             continue  # volumes are evaluated by propagation, not here
         if fmt == "grabcut":

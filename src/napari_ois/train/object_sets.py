@@ -36,10 +36,9 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.frames import FrameStack
 from ..core.io import read_image_file
-from ..evaluate.datasets import IMAGE_SUFFIXES, InstanceItem
+from ..evaluate.datasets import FOLDER_LAYOUTS, InstanceItem, as_plane, image_mask_pairs, read_mask
 
 VALIDATION_EVERY = 20  # 1 image in 20 is held out for validation
-_MASK_FOLDERS = (("img", "gt"), ("images", "masks"), ("images", "labels"), ("img", "labels"))
 _IMAGE_ID = re.compile(r"_(\d+)$")
 
 
@@ -93,27 +92,16 @@ def read_image01(path: Path) -> np.ndarray:
 
 @functools.lru_cache(maxsize=48)
 def _read_labels(path: Path) -> np.ndarray:
-    labels = read_image_file(path, labels=True)
-    if labels.ndim == 3 and labels.shape[-1] in (3, 4):
-        labels = labels[..., 0]  # masks stored as RGB(A): first channel, as the eval loaders do
+    """(Y, X) label ids of a mask file, read as the click evaluation reads it."""
+    labels = as_plane(read_mask(path))
     if labels.ndim != 2:
         raise InputError(f"{path}: a mask must be 2-D, got shape {labels.shape}")
     return labels
 
 
-def _paired_files(root: Path) -> list[tuple[str, Path, Path]]:
-    for image_dir, mask_dir in _MASK_FOLDERS:
-        if (root / image_dir).is_dir() and (root / mask_dir).is_dir():
-            images = {p.stem: p for p in sorted((root / image_dir).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-            masks = sorted(p for p in (root / mask_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            return [(m.stem, images[m.stem], m) for m in masks if m.stem in images]
-    layouts = ", ".join(f"{a}/ + {b}/" for a, b in _MASK_FOLDERS)
-    raise InputError(f"no training objects: {root} has none of {layouts}, and is not a COCO JSON file")
-
-
 def _folder_records(root: Path) -> list[ObjectRecord]:
     records = []
-    for stem, image_path, mask_path in _paired_files(root):
+    for stem, image_path, mask_path in image_mask_pairs(root, "folder"):
         labels = _read_labels(mask_path)
         ids = [int(i) for i in np.unique(labels) if i != 0]  # read_labels refuses negative ids
         if len(ids) > 1:  # instance label image: one object per id
@@ -127,7 +115,7 @@ def _folder_records(root: Path) -> list[ObjectRecord]:
 def _coco_file(path: Path) -> Path | None:
     if path.is_file() and path.suffix.lower() == ".json":
         return path
-    if path.is_dir() and not any((path / a).is_dir() and (path / b).is_dir() for a, b in _MASK_FOLDERS):
+    if path.is_dir() and not any((path / a).is_dir() and (path / b).is_dir() for a, b in FOLDER_LAYOUTS):
         found = sorted(path.glob("*.json"))
         if len(found) == 1:
             return found[0]
@@ -229,9 +217,12 @@ class ObjectSet:
         self.image_sizes: dict[str, tuple[int, int]] = {}
         self.crowd: list[int] = []  # COCO crowd regions (annotation indices)
         coco_json = _coco_file(path)
+        if coco_json is None and not path.is_dir():
+            raise InputError(f"no training objects: {path} is neither a COCO JSON file nor a folder")
         records = self._coco_records(coco_json) if coco_json else _folder_records(path)
         if not records:
-            raise InputError(f"no training objects found under {path}")
+            layouts = ", ".join(f"{a}/ + {b}/" for a, b in FOLDER_LAYOUTS)
+            raise InputError(f"no training objects found under {path} (a COCO JSON file, or one of {layouts})")
         kept = [r for r in records if not (exclude and exclude(r.image_key))]
         # A set so small that the split holds out every image trains on all of it; its
         # validation split is then empty (see trainer.validation_items).
