@@ -1,7 +1,8 @@
 """Object masks to train on, in the layouts ``napari-ois train --objects`` reads.
 
-- **Mask folder**: ``img/`` + ``gt/`` (or ``images/`` + ``masks/`` or ``labels/``), files
-  paired by stem, any of png/jpg/bmp/tif.
+- **Mask folder**, the layouts of ``eval clicks --format folder``: ``img/`` + ``gt/``,
+  ``images/`` + ``masks/`` or ``labels/``, ``img/`` + ``labels/``, or files ``img*`` beside
+  ``mask*``; paired by stem, any of png/jpg/bmp/tif.
 
   - A mask with one non-zero value is one object. Names ending in ``_<image id>`` (the
     ``shared/data/train/coco_mval`` layout: one image copy per object) mark masks of the
