@@ -216,7 +216,8 @@ class ObjectSet:
             raise InputError(f"no training objects: {path} does not exist")
         self.annotations: list[dict] = []
         self.image_sizes: dict[str, tuple[int, int]] = {}
-        self.crowd: list[int] = []  # COCO crowd regions (annotation indices)
+        # COCO crowd regions by image key (annotation indices): looked up at every sample.
+        self.crowd: dict[str, list[int]] = {}
         coco_json = _coco_file(path)
         if coco_json is None and not path.is_dir():
             raise InputError(f"no training objects: {path} is neither a COCO JSON file nor a folder")
@@ -251,13 +252,14 @@ class ObjectSet:
             key = str(image["id"])
             self.image_sizes[key] = (int(image["height"]), int(image["width"]))
             self.annotations.append(ann)
-            if not ann.get("iscrowd", 0):
+            if ann.get("iscrowd", 0):
+                self.crowd.setdefault(key, []).append(len(self.annotations) - 1)
+            else:
                 records.append(ObjectRecord(f"{Path(image['file_name']).stem}#{ann.get('id', index)}", image_path,
                                             key, annotation=len(self.annotations) - 1))
         if missing:
             raise InputError(f"{len(set(missing))} image(s) of {json_path.name} not found, e.g. {missing[0]!r} "
                              f"(looked beside the JSON, in its parent, and in images/ of either)")
-        self.crowd = [i for i, a in enumerate(self.annotations) if a.get("iscrowd", 0)]
         return records
 
     def __len__(self) -> int:
@@ -287,13 +289,11 @@ class ObjectSet:
             others = _read_labels(record.mask_path) > 0
         else:
             for j in self.by_image[record.image_key]:
-                other = self.mask(j)
-                if j != i and other.shape == mask.shape:
+                other = self.mask(j) if j != i else None
+                if other is not None and other.shape == mask.shape:
                     others |= other
-        if record.annotation is not None:
-            for k in self.crowd:
-                if str(self.annotations[k]["image_id"]) == record.image_key:
-                    others |= _segmentation_mask(self.annotations[k]["segmentation"], *mask.shape)
+        for k in self.crowd.get(record.image_key, []):
+            others |= _segmentation_mask(self.annotations[k]["segmentation"], *mask.shape)
         return image, mask, others & ~mask
 
     def instance_items(self, keep: Callable[[str], bool], limit: int | None = None) -> list[InstanceItem]:
