@@ -6,6 +6,12 @@ run headless (CLI, scripts, batch jobs).
 
 __version__ = "0.1.0"
 
+# Before anything imports torch: OpenMP threads that sleep while waiting, so a busy machine
+# degrades gracefully instead of spinning (see napari_ois.threads).
+from .threads import prefer_passive_waiting
+
+prefer_passive_waiting()
+
 from .core.clicks import Click, PromptStore, read_prompts, write_prompts
 from .core.config import AnnotationConfig
 from .core.frames import FrameStack, StackNormalizer

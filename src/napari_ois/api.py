@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .core.clicks import Click, read_prompts
+from .core.clicks import Click, read_prompt_lines
 from .core.config import AnnotationConfig
 from .core.errors import InputError
 from .core.frames import FrameStack
@@ -23,6 +23,7 @@ from .core.io.streamed_labels import FrameAxisLabels, streamed_labels
 from .core.multi_propagation import MultiFrameResult
 from .core.propagation import FrameResult
 from .core.session import AnnotationSession
+from .progress_bar import ProgressBar
 
 
 #: Embedding cache budget of headless one-pass runs (MB).
@@ -66,11 +67,25 @@ def open_frames(path: str | Path, axis: int = 0, hold: dict[int, int] | None = N
     return FrameStack(data, axis=axis, rgb=meta.get("rgb"), fixed=hold)
 
 
-def _add_prompts(session: AnnotationSession, clicks: list[Click]) -> int:
-    """Replay clicks in file order; returns the number of annotated (object, frame) pairs."""
-    for click in clicks:
-        session.add_click(click)
-    return len({(c.object_id, c.frame) for c in clicks})
+def _add_prompts(
+    session: AnnotationSession,
+    lines: list[tuple[int, Click]],
+    source: str | Path,
+    show_progress: bool = False,
+) -> int:
+    """Replay clicks in file order; returns the number of annotated (object, frame) pairs.
+
+    ``lines`` are ``(line number, click)`` pairs of the prompts file ``source``: a click the
+    session refuses (outside the image, a frame beyond the stack) is reported with its row.
+    """
+    with ProgressBar(len(lines), "clicks", unit="click", quiet=not show_progress) as bar:
+        for line_no, click in lines:
+            try:
+                session.add_click(click)
+            except InputError as exc:
+                raise InputError(f"{source}, line {line_no}: {exc}") from None
+            bar.update()
+    return len({(c.object_id, c.frame) for _, c in lines})
 
 
 def _add_keyframe_masks(session: AnnotationSession, keyframes) -> int:
@@ -127,12 +142,17 @@ def segment_file(
     prompts: str | Path,
     config: AnnotationConfig | None = None,
     hold: dict[int, int] | None = None,
+    show_progress: bool = False,
 ) -> RunSummary:
-    """Masks on the frames that have prompts only; writes a labels stack to ``out``."""
+    """Masks on the frames that have prompts only; writes a labels stack to ``out``.
+
+    ``show_progress`` shows a progress bar of the clicks on stderr
+    (:mod:`napari_ois.progress_bar`).
+    """
     start = time.perf_counter()
-    clicks = read_prompts(prompts)
+    lines = read_prompt_lines(prompts)
     session = build_session(input_path, config, hold)
-    annotated = _add_prompts(session, clicks)
+    annotated = _add_prompts(session, lines, prompts, show_progress)
     write_labels(out, _frame_labels(session))
     return RunSummary("segment", str(out), session.frames.n_frames, session.objects(),
                       frames_annotated=annotated, seconds=time.perf_counter() - start)
@@ -147,6 +167,7 @@ def propagate_file(
     config: AnnotationConfig | None = None,
     hold: dict[int, int] | None = None,
     on_frame: Callable[[int, FrameResult], None] | None = None,
+    show_progress: bool = False,
 ) -> RunSummary:
     """Annotate from prompts or keyframe masks, propagate all objects in one pass, write ``out``.
 
@@ -166,28 +187,33 @@ def propagate_file(
     on_frame : callable, optional
         ``on_frame(object_id, result)`` after each propagated frame of each object
         (progress); the labels of that frame are on disk by then.
+    show_progress : bool
+        Progress bars on stderr (clicks, then propagated object-frames); see
+        :mod:`napari_ois.progress_bar`.
     """
     if (prompts is None) == (masks is None):
         raise InputError("give exactly one of --prompts or --masks")
     start = time.perf_counter()
     # Read and check the prompts/masks before touching the (maybe long) input.
-    clicks = read_prompts(prompts) if prompts is not None else None
+    lines = read_prompt_lines(prompts) if prompts is not None else None
     keyframe_masks = LabelFrames(masks) if masks is not None else None  # read frame by frame
     config = (config or AnnotationConfig()).validate()
     # One pass reuses almost no embedding (a keyframe's, between the two sweeps): a small
     # cache keeps memory flat instead of filling the interactive budget on long data.
     config = replace(config, cache_mb=min(config.cache_mb, HEADLESS_CACHE_MB))
     frames = open_frames(input_path, axis=config.axis, hold=hold)
-    if clicks is not None:
-        max_id = max((c.object_id for c in clicks), default=0)
+    if lines is not None:
+        max_id = max((c.object_id for _, c in lines), default=0)
     else:
         max_id = keyframe_masks.max_id_bound()
     propagated = 0
+    bar = None  # made once the objects and keyframes are known
 
     def report(result: MultiFrameResult) -> None:
         nonlocal propagated
         for object_id, object_result in result.object_results():
             propagated += 1
+            bar.update()
             if on_frame is not None:
                 on_frame(object_id, object_result)
 
@@ -195,13 +221,18 @@ def propagate_file(
     with streamed_labels(out, frames.n_frames, frames.shape, max_id) as store:
         labels = FrameAxisLabels(store, label_shape, frames.axis)
         session = AnnotationSession(frames, labels=labels, config=config)
-        if clicks is not None:
-            annotated = _add_prompts(session, clicks)
+        if lines is not None:
+            annotated = _add_prompts(session, lines, prompts, show_progress)
         else:
             annotated = _add_keyframe_masks(session, keyframe_masks)
             keyframe_masks.close()
-        # No undo history: it would grow with the frames, and nobody undoes a CLI run.
-        session.run_multi_propagation(direction=direction, on_frame=report, record=False)
+        # An upper bound: every frame that is not a keyframe of each object (a run can end
+        # early when an object is lost, and the bar then says how far it got).
+        n = session.frames.n_frames
+        total = sum(n - len(session.keyframes_of(o)) for o in session.objects())
+        with ProgressBar(total, "propagate", unit="frame", quiet=not show_progress) as bar:
+            # No undo history: it would grow with the frames, and nobody undoes a CLI run.
+            session.run_multi_propagation(direction=direction, on_frame=report, record=False)
     return RunSummary("propagate", str(out), session.frames.n_frames, session.objects(),
                       frames_annotated=annotated, frames_propagated=propagated,
                       seconds=time.perf_counter() - start, scores=session.scores)

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from .core.config import DIRECTIONS, AnnotationConfig
 from .core.errors import InputError, OISError
+from .progress_bar import ProgressBar
 
 MANIFEST_FIELDS = ("input", "prompts", "masks", "out", "direction")
 
@@ -221,6 +222,7 @@ def run_batch(
 
         futures = {client.submit(run_row, row, asdict(config), direction, pure=False,
                                  key=f"napari-ois-batch-row-{row.row}-{time.time_ns()}"): row for row in rows}
+        bar = ProgressBar(len(rows), "batch", unit="row", quiet=log is None)
         for future in as_completed(futures):
             row = futures[future]
             try:
@@ -233,6 +235,8 @@ def run_batch(
                 done = f"[{len(statuses)}/{len(rows)}] row {row.row}"
                 log(f"batch: {done} ok, {status.get('frames', 0)} frame(s) in {status.get('seconds', 0):.1f} s "
                     f"-> {row.out}" if status["status"] == "ok" else f"batch: {done} failed: {status['error']}")
+            bar.update()
+        bar.close()
         n_workers = len(client.scheduler_info().get("workers", {}))
         address = client.scheduler.address
     finally:

@@ -15,6 +15,7 @@ from typing import Sequence
 from .core.config import DEVICES, DIRECTIONS, AnnotationConfig
 from .core.errors import OISError
 from .core.segmenter import BACKENDS, DEFAULT_BACKEND
+from .progress_bar import message, set_quiet
 from .evaluate.datasets import CLICK_FORMATS, PROPAGATION_FORMATS
 from .evaluate.propagation_eval import INIT_MODES
 
@@ -31,19 +32,60 @@ def _parse_hold(values: Sequence[str]) -> dict[int, int]:
     return hold
 
 
-def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default at the end of its help line (unless the help states it, or
+    there is none: a flag, or an option that is off unless given); descriptions keep their
+    line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        unset = default is None or default is False or default == [] or default is argparse.SUPPRESS
+        if "default" in text or unset or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _subcommand(sub, name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=summary, description=description or summary, formatter_class=_HelpFormatter)
+
+
+def _add_backend_options(parser: argparse.ArgumentParser, checkpoint_help: str | None = None) -> None:
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
+                        help="segmenter: ois (the packaged trained checkpoint), classical (training-free, "
+                             "fastest), grabcut-cv (OpenCV GrabCut)")
+    parser.add_argument("--checkpoint", default=None,
+                        help=checkpoint_help or "model checkpoint for --backend ois (default: the packaged one)")
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help="where the ois model runs; auto picks cuda, then mps, then cpu")
+
+
+def _add_run_options(parser: argparse.ArgumentParser, threads: bool = True) -> None:
+    """``--quiet`` (and ``--threads``) of every long-running command."""
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars or per-item lines on stderr (results and errors still print)")
+    if threads:
+        parser.add_argument("--threads", type=int, default=None,
+                            help="CPU threads of one model call (default: $NAPARI_OIS_THREADS, else every usable "
+                                 "core); 1 is best when other jobs share the cores")
+
+
+def _add_engine_options(parser: argparse.ArgumentParser, walks: bool) -> None:
     parser.add_argument("input", help="video file, TIFF (2-D/3-D/4-D), folder of frames, image or zarr")
-    parser.add_argument("--out", required=True, help="labels output: .tif, .zarr, or a folder for PNGs")
-    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
-    parser.add_argument("--checkpoint", default=None, help="model checkpoint for --backend ois")
-    parser.add_argument("--device", default="auto", choices=DEVICES)
-    parser.add_argument("--axis", type=int, default=0, help="axis walked by propagation (default 0)")
+    parser.add_argument("--out", required=True,
+                        help="labels output: .tif, .zarr, a folder for PNGs, or a folder named *_RES for the "
+                             "Cell Tracking Challenge format (maskNNN.tif + res_track.txt)")
+    _add_backend_options(parser)
+    axis_help = ("axis walked by propagation (time or depth); the prompts' frame column indexes it" if walks
+                 else "frame axis (time or depth); the prompts' frame column indexes it")
+    parser.add_argument("--axis", type=int, default=0, help=axis_help)
     parser.add_argument("--hold", action="append", default=[], metavar="AXIS:INDEX",
                         help="index held on another leading axis of 4-D data, e.g. --hold 0:5 "
                              "with --axis 1 walks Z at time point 5")
     parser.add_argument("--settings", default=None, help="settings JSON (as exported by the widget)")
     parser.add_argument("--disk-cache", default=None, metavar="DIR",
                         help="keep encoded frames that leave memory in DIR instead of encoding them again")
+    _add_run_options(parser)
 
 
 def _config(args: argparse.Namespace) -> AnnotationConfig:
@@ -56,76 +98,97 @@ def _config(args: argparse.Namespace) -> AnnotationConfig:
     return config.validate()
 
 
+#: Samples the demo can open (napari_ois/sample_data/NAME.{mp4,tif} with NAME_prompts.csv and NAME_labels.tif).
+DEMO_SAMPLES = ("video", "cells", "nuclei3d")
+
+PROMPTS_HELP = ("prompts CSV with header object_id,frame,y,x,positive (frame along --axis; y/x full-resolution "
+                "pixels; positive 1 or 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``napari-ois``."""
     parser = argparse.ArgumentParser(
         prog="napari-ois",
         description="Click, propagate and correct object masks in videos and stacks (headless engine).",
+        epilog="Errors print one line 'napari-ois: error: ...' and exit with code 2; outputs are written "
+               "atomically. 'napari-ois COMMAND --help' describes each command.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    seg = sub.add_parser("segment", help="masks on the frames that have prompts")
-    _add_engine_options(seg)
-    seg.add_argument("--prompts", required=True, help="prompts CSV: object_id,frame,y,x,positive")
+    seg = _subcommand(sub, "segment", "masks on the frames that have prompts",
+                      "Segment each prompted object on the frames that have clicks; other frames stay empty.")
+    _add_engine_options(seg, walks=False)
+    seg.add_argument("--prompts", required=True, help=PROMPTS_HELP)
 
-    prop = sub.add_parser("propagate", help="masks from prompts or keyframes, propagated through all frames")
-    _add_engine_options(prop)
+    prop = _subcommand(sub, "propagate", "masks from prompts or keyframes, propagated through all frames",
+                       "Segment the prompted (or keyframe) objects and propagate all of them through every frame "
+                       "in one pass.")
+    _add_engine_options(prop, walks=True)
     source = prop.add_mutually_exclusive_group(required=True)
-    source.add_argument("--prompts", help="prompts CSV: object_id,frame,y,x,positive")
-    source.add_argument("--masks", help="keyframe labels (same frame count as INPUT): TIFF, PNG folder or zarr")
-    prop.add_argument("--direction", default="both", choices=DIRECTIONS)
+    source.add_argument("--prompts", help=PROMPTS_HELP)
+    source.add_argument("--masks", help="keyframe labels (same frame count as INPUT): TIFF, PNG folder or zarr; "
+                                        "every frame with non-zero labels is a keyframe of each id in it")
+    prop.add_argument("--direction", default="both", choices=DIRECTIONS,
+                      help="walk from the annotated frames forward (increasing index), backward, or both ways")
 
-    evaluation = sub.add_parser("eval", help="measure accuracy with the standard protocols")
-    eval_sub = evaluation.add_subparsers(dest="eval_command", required=True)
-    clicks = eval_sub.add_parser("clicks", help="NoC / NoF / mIoU@k / seconds per click")
-    clicks.add_argument("root")
-    clicks.add_argument("--format", required=True, choices=CLICK_FORMATS)
-    clicks.add_argument("--max-clicks", type=int, default=20)
-    clicks.add_argument("--limit", type=int, default=None, help="evaluate the first N objects")
-    prop_eval = eval_sub.add_parser("propagation", help="J mean / recall / decay and frames/s")
-    prop_eval.add_argument("root")
-    prop_eval.add_argument("--format", required=True, choices=PROPAGATION_FORMATS)
-    prop_eval.add_argument("--sequences", default=None, help="comma-separated sequence names")
-    prop_eval.add_argument("--init", default="mask", choices=INIT_MODES)
+    evaluation = _subcommand(sub, "eval", "measure accuracy with the standard protocols",
+                             "Evaluate a backend: the click protocol (clicks), propagation J (propagation) or "
+                             "an OIS ablation.")
+    eval_sub = evaluation.add_subparsers(dest="eval_command", required=True, metavar="PROTOCOL")
+    clicks = _subcommand(eval_sub, "clicks", "NoC / NoF / mIoU@k / seconds per click",
+                         "Simulated clicks: each object starts from one click at its centre, then each next "
+                         "click goes to the largest error region, up to --max-clicks.")
+    clicks.add_argument("root", help="dataset folder in --format's layout (e.g. ../shared/data/dev/coco_mval), or a "
+                                     "COCO instances JSON for --format coco_json")
+    clicks.add_argument("--format", required=True, choices=CLICK_FORMATS, help="layout of ROOT")
+    clicks.add_argument("--max-clicks", type=int, default=20, help="clicks per object")
+    clicks.add_argument("--limit", type=int, default=None, help="evaluate the first N objects (default: all)")
+    prop_eval = _subcommand(eval_sub, "propagation", "J mean / recall / decay and frames/s",
+                            "Propagate every sequence from its first frame and compare each frame with the truth.")
+    prop_eval.add_argument("root", help="dataset folder: DAVIS layout (JPEGImages/480p, Annotations/480p) or a CTC "
+                                        "sequence folder with its _ST/SEG masks, per --format")
+    prop_eval.add_argument("--format", required=True, choices=PROPAGATION_FORMATS, help="layout of ROOT")
+    prop_eval.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all)")
+    prop_eval.add_argument("--init", default="mask", choices=INIT_MODES,
+                           help="start from the true first-frame mask, or from simulated clicks on the first frame")
     prop_eval.add_argument("--per-object", action="store_true",
                            help="propagate one object after another instead of all in one pass (for comparisons)")
-    ablation = eval_sub.add_parser("ablation", help="an OIS checkpoint with one component off at a time")
+    ablation = _subcommand(eval_sub, "ablation", "an OIS checkpoint with one component off at a time")
     ablation.add_argument("root", help="click-protocol data (e.g. dev/coco_mval)")
-    ablation.add_argument("--format", default="coco_mval", choices=CLICK_FORMATS)
+    ablation.add_argument("--format", default="coco_mval", choices=CLICK_FORMATS, help="layout of ROOT")
     ablation.add_argument("--checkpoint", default=None, help="OIS checkpoint (default: the packaged one)")
-    ablation.add_argument("--limit", type=int, default=None, help="evaluate the first N objects")
-    ablation.add_argument("--max-clicks", type=int, default=10)
+    ablation.add_argument("--limit", type=int, default=None, help="evaluate the first N objects (default: all)")
+    ablation.add_argument("--max-clicks", type=int, default=10, help="clicks per object")
     ablation.add_argument("--propagation", default=None, help="also J mean on this DAVIS-format folder")
     ablation.add_argument("--propagation-format", default="davis", choices=("davis", "ctc"),
                           help="layout of the --propagation folder")
-    ablation.add_argument("--sequences", default=None, help="comma-separated sequence names")
+    ablation.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all)")
     ablation.add_argument("--variants", default=None, help="comma-separated variants (default: all)")
-    ablation.add_argument("--json", default=None)
+    ablation.add_argument("--json", default=None, help="write the results JSON here")
+    _add_run_options(ablation)
     for p in (clicks, prop_eval):
-        p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
-        p.add_argument("--checkpoint", default=None)
-        p.add_argument("--device", default="auto", choices=DEVICES)
+        _add_backend_options(p)
         p.add_argument("--json", default=None, help="write the results JSON here (else print it)")
         p.add_argument("--plot", default=None, help="PNG plot (default: next to --json)")
-        p.add_argument("--quiet", action="store_true", help="no per-item progress on stderr")
+        _add_run_options(p)
 
-    bench = sub.add_parser("bench", help="encode ms, seconds per click, propagation frames/s, peak memory")
-    bench.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
-    bench.add_argument("--checkpoint", default=None)
-    bench.add_argument("--device", default="auto", choices=DEVICES)
+    bench = _subcommand(sub, "bench", "encode ms, seconds per click, propagation frames/s, peak memory",
+                        "Speed and memory on a generated video (or the memory soak with --soak); JSON on stdout.")
+    _add_backend_options(bench)
     bench.add_argument("--size", default=None, help="frame size HxW (default 480x854; 200x200 with --soak)")
-    bench.add_argument("--repeats", type=int, default=5)
-    bench.add_argument("--propagate-frames", type=int, default=30)
+    bench.add_argument("--repeats", type=int, default=5, help="runs per figure (the median is reported)")
+    bench.add_argument("--propagate-frames", type=int, default=30, help="frames of the propagation-speed run")
     bench.add_argument("--long-videos", default="1000,10000",
                        help="comma-separated frame counts for the peak-memory runs ('' to skip)")
-    bench.add_argument("--json", default=None)
+    bench.add_argument("--json", default=None, help="write the results JSON here too")
     bench.add_argument("--soak", type=int, default=None, metavar="OPERATIONS",
                        help="run the memory soak instead: OPERATIONS random clicks, undo/redo and "
                             "propagation runs on one session, RSS sampled; PNG plot next to --json")
     bench.add_argument("--soak-frames", type=int, default=50, help="frames of the soak's video")
     bench.add_argument("--soak-undo-mb", type=float, default=1024.0, help="the soak session's undo-history budget")
+    _add_run_options(bench)
 
-    batch = sub.add_parser("batch", help="propagate every row of a manifest as dask tasks (local or a scheduler)")
+    batch = _subcommand(sub, "batch", "propagate every row of a manifest as dask tasks (local or a scheduler)")
     batch.add_argument("manifest", help="CSV or JSON: input, prompts or masks, out (.zarr), optional direction")
     batch.add_argument("--scheduler", default=None,
                        help="dask.distributed scheduler address, e.g. tcp://host:8786 (default: a LocalCluster here)")
@@ -133,33 +196,33 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes of the LocalCluster (default: one per row, at most one per core)")
     batch.add_argument("--direction", default="both", choices=DIRECTIONS, help="for rows that give none")
     batch.add_argument("--summary", default=None, help="write the per-row status JSON here")
-    batch.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS)
-    batch.add_argument("--checkpoint", default=None)
-    batch.add_argument("--device", default="auto", choices=DEVICES)
+    _add_backend_options(batch)
     batch.add_argument("--settings", default=None, help="settings JSON (as exported by the widget)")
+    _add_run_options(batch, threads=False)
 
-    train = sub.add_parser("train", help="train (or fine-tune) the OIS model; resumable")
+    train = _subcommand(sub, "train", "train (or fine-tune) the OIS model; resumable",
+                        "Train or fine-tune the OIS model; calling it again with the same --out resumes.")
     train.add_argument("--out", required=True, help="run folder: last.pt, best.pt, state.pt, log.jsonl")
     train.add_argument("--preset", default="tiny", help="model preset: test, tiny, small, base")
-    train.add_argument("--image-size", type=int, default=320)
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--steps", type=int, default=2000)
-    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--image-size", type=int, default=320, help="training crop side in pixels")
+    train.add_argument("--batch-size", type=int, default=8, help="samples per step (per worker)")
+    train.add_argument("--steps", type=int, default=2000, help="optimizer steps of the whole run")
+    train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     train.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warm-up, then cosine decay")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="random seed of the sample stream")
     train.add_argument("--threads", type=int, default=2, help="torch threads (per worker with --workers)")
     train.add_argument("--workers", type=int, default=1,
                        help="data-parallel worker processes, one core each (batch size is per worker)")
-    train.add_argument("--keep-every", type=int, default=0, help="also keep step_NNNNNN.pt every N steps")
+    train.add_argument("--keep-every", type=int, default=0, help="also keep step_NNNNNN.pt every N steps (0: never)")
     train.add_argument("--max-minutes", type=float, default=None, help="stop this call after N minutes (resume later)")
-    train.add_argument("--validate-every", type=int, default=250)
+    train.add_argument("--validate-every", type=int, default=250, help="steps between validations")
     train.add_argument("--data-root", default=None, help="folder with coco_mval/ and ctc_psc/ (default ../shared/data/train)")
     train.add_argument("--objects", default=None,
                        help="your own objects, used instead of COCO: a COCO instances JSON (polygons or RLE), or a "
                             "folder img/ + gt/ (or images/ + masks/ or labels/) of binary masks or instance label images")
     train.add_argument("--weights", default=None, help="source weights, e.g. synthetic=0.3,microscopy=0.15,coco=0.4,ctc=0.15")
     train.add_argument("--init-checkpoint", default=None, help="fine-tune from this checkpoint")
-    train.add_argument("--device", default="cpu", choices=DEVICES)
+    train.add_argument("--device", default="cpu", choices=DEVICES, help="where the model trains")
     train.add_argument("--rollout-reference-prob", type=float, default=0.0,
                        help="pair samples whose reference is the model's own mask on the reference frame "
                             "(trains propagation against its own errors)")
@@ -177,18 +240,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--exact-propagation-steps", action="store_true",
                        help="zero-click pairs keep the reference as previous mask and get no corrective click, "
                             "exactly as propagation runs")
+    _add_run_options(train, threads=False)
 
-    replay = sub.add_parser("replay", help="re-execute an autosaved session headlessly and compare its labels")
+    replay = _subcommand(sub, "replay", "re-execute an autosaved session headlessly and compare its labels")
     replay.add_argument("session", help="autosave folder (DATA.ois), or the annotated data next to it")
     replay.add_argument("--out", default=None, help="write the replayed labels: .tif, .zarr, or a folder for PNGs")
     replay.add_argument("--input", default=None, help="the annotated image, if it moved since it was annotated")
     replay.add_argument("--json", default=None, help="write the comparison (IoU per object, identical) as JSON")
+    _add_run_options(replay)
 
-    demo = sub.add_parser("demo", help="the main job on the bundled sample video")
+    demo = _subcommand(sub, "demo", "the main job on a bundled sample",
+                       "With a display: open napari with the Annotate objects widget, the sample and its clicks.\n"
+                       "Without one (or with --headless): segment the sample's clicked objects, propagate them "
+                       "through every frame,\nwrite the labels and print each object's mean IoU with the sample's "
+                       "ground truth.")
     demo.add_argument("--headless", action="store_true",
                       help="do not open napari; segment + propagate the sample and write labels")
     demo.add_argument("--out", default="napari_ois_demo_labels.tif", help="labels file written headless")
-    demo.add_argument("--sample", default="video", choices=("video", "cells"))
+    demo.add_argument("--sample", default="video", choices=DEMO_SAMPLES,
+                      help="video: 48-frame synthetic video, 3 objects; cells: 20-frame CTC-like time-lapse, "
+                           "3 cells; nuclei3d: a 3-D stack of nuclei walked along z")
+    _add_run_options(demo)
     return parser
 
 
@@ -212,8 +284,12 @@ def run_demo(args: argparse.Namespace) -> int:
     from .evaluate.labels_quality import score_against_ground_truth
 
     image = _sample_data.sample_path(f"{args.sample}.{'mp4' if args.sample == 'video' else 'tif'}")
+    from .threads import torch_threads
+
     prompts = _sample_data.sample_path(f"{args.sample}_prompts.csv")
-    summary = propagate_file(image, args.out, prompts=prompts, direction="both")
+    print(f"demo: segmenting and propagating the '{args.sample}' sample headless with the default backend "
+          f"({DEFAULT_BACKEND}, {torch_threads()} thread(s)) -> {args.out}", file=sys.stderr)
+    summary = propagate_file(image, args.out, prompts=prompts, direction="both", show_progress=True)
     print(summary.line())
     truth = _sample_data.sample_path(f"{args.sample}_labels.tif")
     for object_id, j_mean in score_against_ground_truth(args.out, truth, summary.objects).items():
@@ -253,7 +329,7 @@ def run_soak_command(args: argparse.Namespace) -> int:
     plot = str(Path(args.json).with_suffix(".png")) if args.json else None
     result = run_soak(args.soak, height, width, args.soak_frames, undo_mb=args.soak_undo_mb,
                       json_path=args.json, plot_path=plot,
-                      log=lambda line: print(line, file=sys.stderr))
+                      log=message)
     growth, counts = result["growth"], result["counts"]
     print(f"soak: {result['operations']} operations ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}) "
           f"on {height}x{width} frames, {result['ms_per_operation']:.0f} ms each; RSS {growth['rss_start_mb']:.0f} -> "
@@ -275,7 +351,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
         config.checkpoint = args.checkpoint
     result = run_batch(args.manifest, scheduler=args.scheduler, workers=args.workers, config=config,
                        direction=args.direction, summary_path=args.summary,
-                       log=lambda line: print(line, file=sys.stderr))
+                       log=message)
     print(f"batch: {len(result['rows'])} row(s), {result['ok']} ok, {result['failed']} failed, on "
           f"{result['scheduler']} with {result['workers']} worker(s) in {result['seconds']:.1f} s"
           + (f"; summary -> {args.summary}" if args.summary else ""))
@@ -333,7 +409,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
     folder = Path(args.session).expanduser()
     if not has_autosave(folder) and has_autosave(autosave_folder(folder)):
         folder = autosave_folder(folder)  # the data file was given: its autosave lies next to it
-    result = replay_autosave(folder, image=args.input)
+    result = replay_autosave(folder, image=args.input, show_progress=True)
     if args.out:
         if result.labels.ndim > 3:
             raise OISError(f"replayed labels are {result.labels.ndim}-D; --out writes 2-D or 3-D labels only")
@@ -362,7 +438,7 @@ def run_eval(args: argparse.Namespace) -> int:
         variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
         payload = run_ablation(args.checkpoint, args.root, args.format, args.limit, args.max_clicks,
                                args.propagation, args.propagation_format, names, variants, json_path=args.json,
-                               log=lambda line: print(line, file=sys.stderr))
+                               log=message)
         print(markdown_table(payload))
         return 0
     common = dict(backend=args.backend, checkpoint=args.checkpoint, device=args.device,
@@ -385,7 +461,14 @@ def run_eval(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 2 user error)."""
     args = build_parser().parse_args(argv)
+    set_quiet(getattr(args, "quiet", False))
     try:
+        if hasattr(args, "threads") and args.command != "train":  # train sets its own (per worker)
+            from .threads import configure_threads
+
+            if args.threads is not None and args.threads < 1:
+                raise OISError(f"--threads must be at least 1, got {args.threads}")
+            configure_threads(args.threads)
         if args.command == "demo":
             return run_demo(args)
         if args.command == "eval":
@@ -403,10 +486,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = _config(args)
         hold = _parse_hold(args.hold)
         if args.command == "segment":
-            summary = segment_file(args.input, args.out, args.prompts, config=config, hold=hold)
+            summary = segment_file(args.input, args.out, args.prompts, config=config, hold=hold,
+                                   show_progress=True)
         else:
             summary = propagate_file(args.input, args.out, prompts=args.prompts, masks=args.masks,
-                                     direction=args.direction, config=config, hold=hold)
+                                     direction=args.direction, config=config, hold=hold, show_progress=True)
         print(summary.line())
         return 0
     except OISError as exc:

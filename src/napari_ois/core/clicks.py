@@ -128,7 +128,20 @@ def write_prompts(path: str | Path, clicks: Iterable[Click]) -> None:
 
 
 def read_prompts(path: str | Path) -> list[Click]:
-    """Read a prompts CSV.
+    """Read a prompts CSV; the clicks in file order.
+
+    Raises
+    ------
+    InputError
+        As :func:`read_prompt_lines`.
+    """
+    return [click for _, click in read_prompt_lines(path)]
+
+
+def read_prompt_lines(path: str | Path) -> list[tuple[int, Click]]:
+    """Read a prompts CSV as ``(line number, click)`` pairs, so later errors can name the row.
+
+    Line numbers count from 1 at the header, as a text editor or spreadsheet shows them.
 
     Raises
     ------
@@ -153,7 +166,8 @@ def read_prompts(path: str | Path) -> list[Click]:
                     f"the header must be {','.join(CSV_HEADER)}"
                 )
             clicks = []
-            for line_no, row in enumerate(reader, start=2):
+            for row in reader:
+                line_no = reader.line_num  # not a running count: blank lines are skipped
                 row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
                 try:
                     positive = row["positive"].lower()
@@ -170,7 +184,7 @@ def read_prompts(path: str | Path) -> list[Click]:
                     raise InputError(f"{path}, line {line_no}: {exc}") from None
                 if not all(map(_finite, (click.y, click.x))):
                     raise InputError(f"{path}, line {line_no}: y and x must be finite numbers")
-                clicks.append(click)
+                clicks.append((line_no, click))
     except UnicodeDecodeError:
         raise InputError(f"prompts file is not a text CSV: {path}") from None
     except csv.Error as exc:  # e.g. a field over the csv module's size limit, a NUL byte

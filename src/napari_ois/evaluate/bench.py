@@ -23,6 +23,7 @@ from ..core.config import AnnotationConfig
 from ..core.frames import FrameStack, StackNormalizer
 from ..core.segmenter import DEFAULT_BACKEND, get_segmenter
 from ..core.session import AnnotationSession
+from ..progress_bar import ProgressBar
 
 
 class SyntheticVideo:
@@ -137,11 +138,22 @@ def _child_main(backend: str, device: str, checkpoint: str | None, n_frames: int
 def run_bench(backend: str = DEFAULT_BACKEND, device: str = "auto", checkpoint: str | None = None,
               height: int = 480, width: int = 854, repeats: int = 5, propagate_frames: int = 30,
               long_videos: tuple[int, ...] = (1000, 10000), json_path: str | None = None) -> dict:
-    """All benchmark figures in the contract's JSON shape (plus the settings that produced them)."""
-    encode_ms, spc_ms = measure_clicks(backend, device, checkpoint, height, width, repeats)
-    fps_runs = [measure_propagation(backend, device, checkpoint, propagate_frames, height, width)
-                for _ in range(3)]
-    rss = {str(n): peak_rss_child(backend, device, checkpoint, n, height, width) for n in long_videos}
+    """All benchmark figures in the contract's JSON shape (plus the settings that produced them).
+
+    A progress bar on stderr counts the measuring runs: the click runs (one per repeat),
+    three propagation runs and one child process per long video (the long runs dominate).
+    """
+    with ProgressBar(repeats + 3 + len(long_videos), "bench", unit="run") as bar:
+        encode_ms, spc_ms = measure_clicks(backend, device, checkpoint, height, width, repeats)
+        bar.update(repeats)
+        fps_runs = []
+        for _ in range(3):
+            fps_runs.append(measure_propagation(backend, device, checkpoint, propagate_frames, height, width))
+            bar.update()
+        rss = {}
+        for n in long_videos:
+            rss[str(n)] = peak_rss_child(backend, device, checkpoint, n, height, width)
+            bar.update()
     payload = {
         "backend": backend,
         "device": device if device != "auto" else _resolved_device(),

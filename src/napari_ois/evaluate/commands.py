@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from ..core.segmenter import DEFAULT_BACKEND, get_segmenter
+from ..progress_bar import ProgressBar
 from .click_eval import evaluate_clicks, summarize
 from .datasets import load_click_items, load_sequences
 from .plots import plot_frame_j, plot_miou_curves
@@ -29,6 +29,11 @@ def _default_plot(json_path: str | Path | None, suffix: str) -> Path | None:
     return Path(json_path).with_suffix(suffix) if json_path else None
 
 
+def _bar(total: int, desc: str, unit: str, verbose: bool) -> ProgressBar:
+    """A progress bar on stderr, silent when ``verbose`` is off (or ``--quiet`` was given)."""
+    return ProgressBar(total, desc, unit=unit, quiet=not verbose)
+
+
 def run_eval_clicks(
     root: str,
     fmt: str,
@@ -45,12 +50,15 @@ def run_eval_clicks(
     items = load_click_items(root, fmt, limit)
     segmenter = get_segmenter(backend, device, checkpoint)
 
-    def progress(i: int, result) -> None:
-        if verbose:
-            print(f"  [{i + 1}/{len(items)}] {result.name}: IoU@1 {result.ious[0]:.3f} "
-                  f"@5 {result.ious[min(4, max_clicks - 1)]:.3f} ({result.seconds:.1f} s)", file=sys.stderr)
+    bar = _bar(len(items), "eval clicks", "object", verbose)
 
-    results = evaluate_clicks(segmenter, items, max_clicks, on_item=progress)
+    def progress(i: int, result) -> None:
+        bar.write(f"  [{i + 1}/{len(items)}] {result.name}: IoU@1 {result.ious[0]:.3f} "
+                  f"@5 {result.ious[min(4, max_clicks - 1)]:.3f} ({result.seconds:.1f} s)")
+        bar.update()
+
+    with bar:
+        results = evaluate_clicks(segmenter, items, max_clicks, on_item=progress)
     payload = {"backend": backend, "checkpoint": checkpoint, "dataset": str(root), "format": fmt,
                "max_clicks": max_clicks, **summarize(results, max_clicks),
                "per_item": {r.name: [round(v, 4) for v in r.ious] for r in results}}
@@ -81,13 +89,14 @@ def run_eval_propagation(
     seqs = load_sequences(root, fmt, sequences)
     segmenter = get_segmenter(backend, device, checkpoint)
     results = []
-    for seq in seqs:
-        result = evaluate_sequence(segmenter, seq, init, one_pass=one_pass)
-        results.append(result)
-        if verbose:
+    with _bar(sum(len(seq.frames) for seq in seqs), "eval propagation", "frame", verbose) as bar:
+        for seq in seqs:
+            result = evaluate_sequence(segmenter, seq, init, one_pass=one_pass)
+            results.append(result)
+            bar.update(len(seq.frames))
             m = result.metrics()
-            print(f"  {seq.name}: J {m['J_mean']:.3f} recall {m['J_recall']:.3f} "
-                  f"decay {m['J_decay']:.3f} ({m['fps']:.2f} frames/s)", file=sys.stderr)
+            bar.write(f"  {seq.name}: J {m['J_mean']:.3f} recall {m['J_recall']:.3f} "
+                      f"decay {m['J_decay']:.3f} ({m['fps']:.2f} frames/s)")
     payload = {"backend": backend, "checkpoint": checkpoint, "dataset": str(root), "format": fmt,
                "init": init, "walk": "one-pass" if one_pass else "per-object", **summarize_sequences(results)}
     _write_json(payload, json_path)

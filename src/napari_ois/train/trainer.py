@@ -36,6 +36,7 @@ from ..model.config import preset_config
 from ..model.network import OISModel
 from ..model.runtime import resolve_device
 from ..model.segmenter import OISSegmenter
+from ..progress_bar import ProgressBar
 from .object_sets import ObjectSet, is_held_out_image
 from .real_data import default_data_root, mixed_stream
 from .step import StepSettings, training_step
@@ -242,57 +243,60 @@ class Trainer:
         items = validation_items(cfg) if cfg.validate_every and self.writes else []
         started, last_save, first_step = time.perf_counter(), time.perf_counter(), self.step
         window: list[dict] = []
-        while self.step < cfg.steps:
-            tick = time.perf_counter()
-            samples = [next(stream) for _ in range(cfg.batch_size)]
-            for group in self.optimizer.param_groups:
-                group["lr"] = _lr_at(cfg, self.step)
-            rng = self._sample_rng()
-            # Torch's own randomness (order dropout) seeded per step too: a resumed run
-            # continues exactly as an uninterrupted one.
-            torch.manual_seed(cfg.seed * 1_000_003 + self.step + 7919 * self.rank)
-            out = training_step(self.model, samples, rng, cfg.step, self.device, n_iter=self._shared_click_rounds())
-            self.optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            want_stop = ((max_seconds is not None and time.perf_counter() - started > max_seconds)
-                         or (max_steps is not None and self.step + 1 - first_step >= max_steps))
-            stop = self._synchronise(want_stop)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            self.optimizer.step()
-            self.step += 1
-            self.samples += cfg.batch_size * self.world
-            elapsed = time.perf_counter() - tick
-            self.wall_time += elapsed
-            window.append({k: float(v.item() if torch.is_tensor(v) else v) for k, v in out.items()} | {"s": elapsed})
-            if self.step % cfg.log_every == 0:
-                record = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-                record = {k: round(v, 4) for k, v in self._mean_over_workers(record).items()}
-                record |= {"step": self.step, "lr": _lr_at(cfg, self.step), "wall_min": round(self.wall_time / 60, 2)}
-                if self.world > 1:
-                    record["samples"] = self.samples
-                self._write_log(record)
-                self.log(json.dumps(record))
-                window = []
-            if cfg.keep_every and self.step % cfg.keep_every == 0 and self.writes:
-                save_checkpoint(self.out / f"step_{self.step:06d}.pt", self.model, self._metadata())
-            if items and self.step % cfg.validate_every == 0:
-                metrics = validate(self.model, items, cfg.validation_clicks)
-                self._write_log({"step": self.step, "validation": metrics})
-                self.log(f"step {self.step} validation: {metrics}")
-                improved = metrics["miou_at_5"] > self.best
-                if improved:
-                    self.best = metrics["miou_at_5"]
-                # The state saved here must know this best already: a run resumed from
-                # it would otherwise let a worse later step overwrite best.pt.
-                self.save(metrics)
-                if improved:
-                    save_checkpoint(self.out / "best.pt", self.model, self._metadata(metrics))
-                last_save = time.perf_counter()
-            elif time.perf_counter() - last_save > cfg.save_every_s:
-                self.save()
-                last_save = time.perf_counter()
-            if stop:
-                break
+        # Only the first worker shows steps (every worker takes each step).
+        with ProgressBar(cfg.steps, "train", unit="step", quiet=not self.writes, initial=self.step) as bar:
+            while self.step < cfg.steps:
+                tick = time.perf_counter()
+                samples = [next(stream) for _ in range(cfg.batch_size)]
+                for group in self.optimizer.param_groups:
+                    group["lr"] = _lr_at(cfg, self.step)
+                rng = self._sample_rng()
+                # Torch's own randomness (order dropout) seeded per step too: a resumed run
+                # continues exactly as an uninterrupted one.
+                torch.manual_seed(cfg.seed * 1_000_003 + self.step + 7919 * self.rank)
+                out = training_step(self.model, samples, rng, cfg.step, self.device, n_iter=self._shared_click_rounds())
+                self.optimizer.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                want_stop = ((max_seconds is not None and time.perf_counter() - started > max_seconds)
+                             or (max_steps is not None and self.step + 1 - first_step >= max_steps))
+                stop = self._synchronise(want_stop)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                self.optimizer.step()
+                self.step += 1
+                bar.update()
+                self.samples += cfg.batch_size * self.world
+                elapsed = time.perf_counter() - tick
+                self.wall_time += elapsed
+                window.append({k: float(v.item() if torch.is_tensor(v) else v) for k, v in out.items()} | {"s": elapsed})
+                if self.step % cfg.log_every == 0:
+                    record = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+                    record = {k: round(v, 4) for k, v in self._mean_over_workers(record).items()}
+                    record |= {"step": self.step, "lr": _lr_at(cfg, self.step), "wall_min": round(self.wall_time / 60, 2)}
+                    if self.world > 1:
+                        record["samples"] = self.samples
+                    self._write_log(record)
+                    self.log(json.dumps(record))
+                    window = []
+                if cfg.keep_every and self.step % cfg.keep_every == 0 and self.writes:
+                    save_checkpoint(self.out / f"step_{self.step:06d}.pt", self.model, self._metadata())
+                if items and self.step % cfg.validate_every == 0:
+                    metrics = validate(self.model, items, cfg.validation_clicks)
+                    self._write_log({"step": self.step, "validation": metrics})
+                    self.log(f"step {self.step} validation: {metrics}")
+                    improved = metrics["miou_at_5"] > self.best
+                    if improved:
+                        self.best = metrics["miou_at_5"]
+                    # The state saved here must know this best already: a run resumed from
+                    # it would otherwise let a worse later step overwrite best.pt.
+                    self.save(metrics)
+                    if improved:
+                        save_checkpoint(self.out / "best.pt", self.model, self._metadata(metrics))
+                    last_save = time.perf_counter()
+                elif time.perf_counter() - last_save > cfg.save_every_s:
+                    self.save()
+                    last_save = time.perf_counter()
+                if stop:
+                    break
         if self.world > 1:
             self._check_in_sync()
         self.save()

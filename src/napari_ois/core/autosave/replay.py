@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ...progress_bar import ProgressBar
 from ..clicks import Click
 from ..config import AnnotationConfig
 from ..errors import InputError
@@ -237,6 +238,7 @@ def replay_autosave(
     folder: str | Path,
     image: str | Path | None = None,
     segmenter_factory: Callable[[AnnotationConfig], Segmenter] | None = None,
+    show_progress: bool = False,
 ) -> ReplayResult:
     """Re-execute an autosave's journal headlessly and compare with its saved labels.
 
@@ -248,6 +250,8 @@ def replay_autosave(
         The annotated image when it moved (default: the recorded path).
     segmenter_factory : callable, optional
         ``factory(config) -> Segmenter``; default: the recorded backend of each session.
+    show_progress : bool
+        A progress bar of the journal records on stderr (:mod:`napari_ois.progress_bar`).
 
     Raises
     ------
@@ -258,11 +262,15 @@ def replay_autosave(
     contents = read_autosave(folder)
     data = image_data_for(contents, image) if contents.sessions else None
     replayer = _Replayer(contents, data, segmenter_factory)
-    for number, record in enumerate(contents.records[1:], start=2):
-        try:
-            replayer.play(record)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise InputError(f"journal line {number} ({record.get('op')!r}) cannot be replayed: {exc!r}") from None
+    with ProgressBar(len(contents.records) - 1, "replay", unit="record", quiet=not show_progress) as bar:
+        for number, record in enumerate(contents.records[1:], start=2):
+            try:
+                replayer.play(record)
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise InputError(
+                    f"journal line {number} ({record.get('op')!r}) cannot be replayed: {exc!r}"
+                ) from None
+            bar.update()
     replayer.finish()
     saved = contents.read_labels()
     iou = compare_labels(replayer.labels, saved)
