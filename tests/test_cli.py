@@ -39,6 +39,22 @@ def test_propagate_tiff_timelapse_from_prompts(tmp_path, capsys):
     assert score_against_ground_truth(labels, truth, [1])[1] > 0.9
 
 
+def test_propagate_into_a_ctc_results_folder(tmp_path):
+    """``--out <name>_RES`` writes the Cell Tracking Challenge layout, no option needed."""
+    stack, truth = squares_tiff(tmp_path)
+    prompts = tmp_path / "p.csv"
+    write_prompts(prompts, [Click(1, 3, 20, 22)])
+    out = tmp_path / "01_RES"
+    assert main(["propagate", str(stack), "--prompts", str(prompts), "--backend", "classical",
+                 "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"mask{t:03d}.tif" for t in range(8)] + ["res_track.txt"]
+    labels = np.stack([tifffile.imread(out / f"mask{t:03d}.tif") for t in range(8)])
+    assert labels.dtype == np.uint16
+    assert score_against_ground_truth(labels, truth, [1])[1] > 0.9
+    present = np.nonzero((labels == 1).any(axis=(1, 2)))[0]
+    assert (out / "res_track.txt").read_text() == f"1 {present.min()} {present.max()} 0\n"
+
+
 def test_propagate_folder_of_frames_from_keyframe_masks(tmp_path):
     stack, truth = squares_tiff(tmp_path)
     frames = tmp_path / "frames"

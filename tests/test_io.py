@@ -272,6 +272,68 @@ def test_single_frame_png_and_ctc(tmp_path):
     assert (out / "res_track.txt").read_text() == "4 0 2 0\n"
 
 
+def _tracks() -> np.ndarray:
+    """(7, 12, 16) labels: 1 on every frame, 2 on frames 2-4 only, 3 on the last frame
+    only, and 5 covering the whole of frame 5 (a frame with no background pixel)."""
+    labels = np.zeros((7, 12, 16), np.int32)
+    labels[:, 1:4, 1:5] = 1
+    labels[2:5, 6:10, 8:12] = 2
+    labels[6, 9:11, 0:3] = 3
+    labels[5] = 5
+    return labels
+
+
+def _track_lines(folder: Path) -> list[str]:
+    return (folder / "res_track.txt").read_text().splitlines()
+
+
+@pytest.mark.parametrize("how", ["name", "format"])
+def test_ctc_round_trip_through_write_labels(tmp_path, how):
+    labels = _tracks()
+    if how == "name":  # a folder named *_RES is the CTC layout, no option needed
+        out = write_labels(tmp_path / "01_RES", labels)
+    else:
+        out = write_labels(tmp_path / "results", labels, format="ctc")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"mask{t:03d}.tif" for t in range(7)] + ["res_track.txt"]
+    back = read_labels(out)  # reads the folder's TIFFs in order, skips res_track.txt
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back, labels)
+    # One line per id: id, first frame, last frame, parent (0 = none).
+    assert _track_lines(out) == ["1 0 6 0", "2 2 4 0", "3 6 6 0", "5 5 5 0"]
+
+
+def test_ctc_names_masks_with_four_digits_past_1000_frames(tmp_path):
+    labels = np.zeros((1001, 2, 2), np.uint8)
+    labels[1000, 0, 0] = 7
+    out = write_labels(tmp_path / "02_RES", labels)
+    assert (out / "mask0000.tif").is_file() and (out / "mask1000.tif").is_file()
+    assert not (out / "mask000.tif").exists()
+    np.testing.assert_array_equal(read_labels(out), labels)
+    assert _track_lines(out) == ["7 1000 1000 0"]
+
+
+def test_ctc_refuses_bad_input_and_keeps_what_is_there(tmp_path):
+    with pytest.raises(InputError, match=r"\(T, Y, X\)"):
+        write_labels(tmp_path / "01_RES", np.ones((4, 4), np.uint16))
+    with pytest.raises(InputError, match="65535"):
+        write_labels(tmp_path / "01_RES", np.full((1, 2, 2), 70000, np.uint32))
+    assert not (tmp_path / "01_RES").exists()
+    with pytest.raises(InputError, match="ctc"):
+        write_labels(tmp_path / "x", _tracks(), format="cellprofiler")
+    # A folder named *_RES that is not a CTC output is never replaced.
+    mine = tmp_path / "03_RES"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="refusing"):
+        write_labels(mine, _tracks())
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    # An earlier CTC output is replaced whole: no mask of the longer old run is left.
+    old = write_labels(tmp_path / "04_RES", np.ones((9, 2, 2), np.uint8))
+    write_labels(old, _tracks()[:, :2, :2])
+    assert len(list(old.glob("mask*.tif"))) == 7
+
+
 def test_read_labels_conversions(tmp_path):
     from PIL import Image
 
@@ -344,6 +406,7 @@ def test_reader_contribution(video, tmp_path):
     assert callable(reader)
     [(data, kwargs, layer_type)] = reader(str(video))
     assert layer_type == "image" and kwargs["rgb"] and kwargs["name"] == "clip"
+    assert kwargs["axis_labels"] == ("t", "y", "x")  # napari names the slider t, not -3
     assert data.shape == (N_FRAMES, H, W, 3) and data.chunks[0][0] == 1
     assert get_reader(str(tmp_path / "notes.txt")) is None
     assert get_reader([str(video), str(video)]) is None

@@ -137,6 +137,19 @@ def test_prompts_lie_on_their_objects(prompts, labels_name):
         assert {c.object_id for c in clicks} == {1, 2, 3}
 
 
+def test_layers_name_their_axes(video_layer):
+    """napari labels the sliders from ``axis_labels`` (t or z instead of its default -3)."""
+    for layers, expected in (
+        (video_layer, ("t", "y", "x")),
+        (sd.make_sample_cells(), ("t", "y", "x")),
+        (sd.make_sample_nuclei3d(), ("z", "y", "x")),
+    ):
+        data, meta, _ = layers[0]
+        assert tuple(meta["axis_labels"]) == expected
+        # One name per layer axis: an RGB layer's channel axis is not a layer axis.
+        assert len(expected) == data.ndim - (1 if meta.get("rgb") else 0)
+
+
 def test_module_does_not_import_napari():
     code = "import sys, napari_ois._sample_data; assert 'napari' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -208,6 +208,86 @@ def test_export_writes_labels_prompts_and_settings(annotate, qtbot, tmp_path):
     ]
 
 
+def test_progress_bar_shows_the_frame_count_before_any_run(annotate, qtbot):
+    viewer, widget, truth = annotate()
+    assert widget.progress.text() == f"0 / {len(truth)} frames"  # not Qt's default "0 / 100"
+    click(widget, 4, 8, 2 + 8 + 3)
+    with qtbot.waitSignal(widget.propagation_finished, timeout=TIMEOUT_MS):
+        widget.both_button.click()
+    assert widget.progress.text() == "9 / 9 frames"  # the run's own count: every frame but the keyframe
+    # Another image resets the bar to its length.
+    viewer.add_image(np.zeros((4, 40, 40), np.uint8), name="short")
+    widget.image_combo.setCurrentText("short")
+    assert widget.progress.text() == "0 / 4 frames"
+
+
+def test_threads_setting_sets_torch_threads_and_locks_during_runs(annotate, qtbot):
+    import torch
+
+    viewer, widget, truth = annotate()
+    before = torch.get_num_threads()
+    try:
+        widget.threads_spin.setValue(1)
+        assert torch.get_num_threads() == 1 and "1 CPU thread" in widget.status.text()
+        widget.threads_spin.setValue(0)  # auto: every usable core
+        assert torch.get_num_threads() == widget.threads_spin.maximum()
+        click(widget, 4, 8, 2 + 8 + 3)
+        with qtbot.waitSignal(widget.propagation_finished, timeout=TIMEOUT_MS):
+            widget.both_button.click()
+            assert not widget.threads_spin.isEnabled()
+        assert widget.threads_spin.isEnabled()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_labels_show_contours_with_a_filled_toggle(annotate, tmp_path):
+    viewer, widget, truth = annotate()
+    layer = widget.labels_layer
+    assert layer.contour == 2 and not widget.filled_check.isChecked()  # outlines by default
+    assert layer.opacity == 1.0  # thin outlines are drawn opaque
+    widget.filled_check.setChecked(True)
+    assert layer.contour == 0 and layer.opacity == 0.6  # the image shows through filled masks
+    click(widget, 0, 8, 4)
+    settings = json.loads(next(p for p in widget.save(tmp_path / "out.tif") if p.suffix == ".json").read_text())
+    assert settings["labels_view"] == "filled"
+    layer.opacity = 0.3  # a user's opacity is kept by the toggle
+    widget.filled_check.setChecked(False)
+    assert layer.contour == 2 and layer.opacity == 0.3
+    # The layer's own controls change the view too: the box follows.
+    layer.contour = 0
+    assert widget.filled_check.isChecked()
+    layer.contour = 3
+    assert not widget.filled_check.isChecked() and layer.contour == 3
+    # Choosing the image again keeps the labels and shows them as the box says.
+    widget.filled_check.setChecked(True)
+    widget._rebuild()
+    assert widget.labels_layer is layer and layer.contour == 0 and layer.data[0].any()
+
+
+def test_export_as_cell_tracking_challenge(annotate, qtbot, tmp_path, monkeypatch):
+    from napari_ois._widgets import _edits
+    from napari_ois.core.io import read_labels
+
+    viewer, widget, truth = annotate()
+    click(widget, 4, 8, 2 + 8 + 3)
+    widget.new_object()
+    click(widget, 4, 28, 2 + 8 + 8)
+    with qtbot.waitSignal(widget.propagation_finished, timeout=TIMEOUT_MS):
+        widget.all_objects_check.setChecked(True)
+        widget.propagate("forward")  # frames 0-3 stay empty: the tracks start at frame 4
+    labels = np.asarray(widget.labels_layer.data)
+    files = widget.save(tmp_path / "01_RES")  # a *_RES folder is the CTC layout
+    assert [p.name for p in files] == ["01_RES", "01_RES_prompts.csv", "01_RES_settings.json"]
+    np.testing.assert_array_equal(read_labels(tmp_path / "01_RES"), labels)
+    assert (tmp_path / "01_RES" / "res_track.txt").read_text().splitlines() == ["1 4 9 0", "2 4 9 0"]
+    # Export's file dialog: the CTC filter writes the layout whatever the folder's name.
+    chosen = (str(tmp_path / "seq"), "Cell Tracking Challenge folder (*_RES)")
+    monkeypatch.setattr(_edits.QFileDialog, "getSaveFileName", lambda *a, **k: chosen)
+    widget.export_button.click()
+    assert sorted(p.name for p in (tmp_path / "seq").iterdir())[-2:] == ["mask009.tif", "res_track.txt"]
+    np.testing.assert_array_equal(read_labels(tmp_path / "seq"), labels)
+
+
 def test_closing_the_widget_removes_its_keybindings(make_napari_viewer, squares):
     video, _ = squares
     viewer = make_napari_viewer()
@@ -232,7 +312,9 @@ def test_4d_data_walks_the_chosen_axis(make_napari_viewer, qtbot):
     widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda b, d: BrightComponentSegmenter())
     viewer.window.add_dock_widget(widget)
     assert widget.axis_spin.isEnabled() and widget.axis_spin.maximum() == 1
+    assert widget.progress.text() == "0 / 2 frames"  # axis 0 (t) has 2 frames
     widget.axis_spin.setValue(1)
+    assert widget.progress.text() == "0 / 6 frames"  # the walked axis changed: 6 frames
     viewer.dims.set_point(0, 1)  # hold t = 1
     widget.points_layer.add(np.array([1, 0, 8, 2 + 2 * 5 + 3], dtype=float))
     with qtbot.waitSignal(widget.propagation_finished, timeout=TIMEOUT_MS):
@@ -283,6 +365,22 @@ def test_demo_opens_the_sample_with_its_clicks(make_napari_viewer):
     frames = sorted({c.frame for c in clicks})
     assert set(np.unique(widget.labels_layer.data[frames])) <= {0, *objects}
     assert widget.labels_layer.data[frames].any()
+    assert viewer.dims.axis_labels == ("t", "y", "x")
+    assert widget.labels_layer.axis_labels == widget.points_layer.axis_labels == ("t", "y", "x")
+
+
+@pytest.mark.parametrize("key, expected", [("video", ("t", "y", "x")), ("cells", ("t", "y", "x")),
+                                           ("nuclei3d", ("z", "y", "x"))])
+def test_open_sample_names_the_axes(make_napari_viewer, key, expected):
+    """File > Open Sample: the slider reads t or z, not napari's default -3."""
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-ois", key)
+    assert viewer.dims.axis_labels == expected
+    widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda b, d: BrightComponentSegmenter())
+    viewer.window.add_dock_widget(widget)
+    # The layers the widget adds keep the names (and the viewer's).
+    assert widget.labels_layer.axis_labels == widget.points_layer.axis_labels == expected
+    assert viewer.dims.axis_labels == expected
 
 
 def test_removing_the_widget_mid_run_stops_cleanly(annotate, qtbot):

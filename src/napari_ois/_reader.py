@@ -38,8 +38,9 @@ def read_video(path: str | list[str]) -> list[LayerData]:
     -------
     list of (data, kwargs, "image")
         ``data`` is a dask array (T, Y, X, 3) uint8, one frame per chunk; ``kwargs`` has
-        ``name`` (the file stem), ``rgb=True``, fixed ``contrast_limits`` (so napari does
-        not scan frames to guess them) and ``metadata["napari_ois"]`` = the
+        ``name`` (the file stem), ``rgb=True``, ``axis_labels=("t", "y", "x")``, fixed
+        ``contrast_limits`` (so napari does not scan frames to guess them) and
+        ``metadata["napari_ois"]`` = the
         :func:`~napari_ois.core.io.open_image_data` metadata (kind, fps, path).
 
     Raises
@@ -54,6 +55,7 @@ def read_video(path: str | list[str]) -> list[LayerData]:
     kwargs = {
         "name": Path(single).stem,
         "rgb": True,
+        "axis_labels": ("t", "y", "x"),  # a video's first axis is always time
         "contrast_limits": [0, 255],
         "metadata": {"napari_ois": meta},
     }

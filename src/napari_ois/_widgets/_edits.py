@@ -11,6 +11,15 @@ from napari_ois.core.errors import OISError
 
 from . import _layers
 
+#: File-dialog filters of Export and the labels format each one asks for (None: by suffix).
+EXPORT_FILTERS = {
+    "TIFF (*.tif *.tiff)": None,
+    "zarr (*.zarr)": None,
+    "PNG folder (*)": None,
+    # CTC tools look for <sequence>_RES folders; any name works once this filter is chosen.
+    "Cell Tracking Challenge folder (*_RES)": "ctc",
+}
+
 
 class EditMixin:
     """New object / Clear / Undo / Redo / Export of :class:`AnnotateObjectsWidget`."""
@@ -79,19 +88,31 @@ class EditMixin:
         self._set_status(f"{verb}: {action.kind} of {what} ({len(action.frames)} frame(s)).")
 
     # -------------------------------------------------------------- export
-    def save(self, path: str | Path) -> tuple[Path, ...]:
-        """Write the labels to ``path`` (.tif/.tiff, .zarr, or a folder of PNGs) and the
-        session next to it: ``<stem>_prompts.csv`` and ``<stem>_settings.json``.
+    def save(self, path: str | Path, format: str | None = None) -> tuple[Path, ...]:
+        """Write the labels to ``path`` and the session next to it: ``<stem>_prompts.csv``
+        and ``<stem>_settings.json``.
+
+        Parameters
+        ----------
+        path : str or Path
+            ``.tif``/``.tiff``, ``.zarr``, a folder of PNGs, or a Cell Tracking Challenge
+            folder (``mask000.tif``... + ``res_track.txt``) when its name ends in ``_RES``.
+        format : {"tiff", "png", "zarr", "ctc"}, optional
+            Overrides the choice by name (see :func:`napari_ois.core.io.write_labels`).
 
         Returns the written paths; errors are notified and re-raised as OISError.
         """
         try:
             session = self.session
             path = Path(path)
-            written = core_io.write_labels(path, self.labels_layer.data)
+            written = core_io.write_labels(path, self.labels_layer.data, format=format)
             stem = path.name[: -len(path.suffix)] if path.suffix else path.name
             source = getattr(getattr(self.image_layer, "source", None), "path", None)
-            extra = {"image_layer": self.image_layer.name, "held_indices": {str(a): i for a, i in self._current_fixed()}}
+            extra = {
+                "image_layer": self.image_layer.name,
+                "held_indices": {str(a): i for a, i in self._current_fixed()},
+                "labels_view": "filled" if self.filled_check.isChecked() else "contour",
+            }
             session_files = core_io.write_session(
                 path.with_name(f"{stem}_prompts.csv"),
                 list(session.prompts),
@@ -109,12 +130,10 @@ class EditMixin:
 
     def export(self) -> None:
         """Ask for a labels path and :meth:`save` there."""
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export labels", "objects.tif", "TIFF (*.tif *.tiff);;zarr (*.zarr);;PNG folder (*)"
-        )
+        path, chosen = QFileDialog.getSaveFileName(self, "Export labels", "objects.tif", ";;".join(EXPORT_FILTERS))
         if path:
             try:
-                self.save(path)
+                self.save(path, format=EXPORT_FILTERS.get(chosen))
             except OISError:
                 pass  # already notified
 

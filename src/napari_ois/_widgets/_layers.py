@@ -29,6 +29,12 @@ PROMPTS_NAME = "prompts"
 POSITIVE_COLOR = np.array([0.2, 0.9, 0.25, 1.0])  # green: "this is the object"
 NEGATIVE_COLOR = np.array([0.95, 0.15, 0.15, 1.0])  # red: "leave this out"
 FEATURE_DEFAULTS = {"object_id": 1, "frame": 0, "positive": True}
+# Outline width (data pixels) of the objects layer's default view: a filled mask tinted
+# like the object under it (yellow/orange on the sample's orange object) hides its edge.
+CONTOUR_PX = 2
+# Opacity of each view: filled masks let the image show through; outlines are thin enough
+# to be drawn opaque, which keeps a yellow outline apart from an orange object.
+FILLED_OPACITY, CONTOUR_OPACITY = 0.6, 1.0
 # Saturated, mutually distinct colours for objects 1, 2, 3, ... (cycled); napari's random
 # label colours are often dark or close to the object's own colour and vanish on video.
 OBJECT_COLORS = np.array(
@@ -66,6 +72,11 @@ def labels_shape(layer: "Image") -> tuple[int, ...]:
     """Shape of the labels matching an image layer: the image shape without channels."""
     data = image_data(layer)
     return tuple(int(s) for s in (data.shape[:-1] if layer.rgb else data.shape))
+
+
+def frame_count(layer: "Image", axis: int) -> int:
+    """Number of frames along the walked leading ``axis`` of an image layer; 1 for a 2-D image."""
+    return labels_shape(layer)[axis] if leading_axes(layer) else 1
 
 
 def _same_geometry(layer, image: "Image") -> bool:
@@ -115,12 +126,26 @@ def ensure_objects_layer(
         name=OBJECTS_NAME,
         scale=image.scale,
         translate=image.translate,
-        opacity=0.6,
+        # The image's names (t, z, y, x...; channels excluded), so every layer agrees on them.
+        axis_labels=tuple(image.axis_labels),
+        opacity=FILLED_OPACITY,  # the widget then applies its view (show_filled)
         colormap=CyclicLabelColormap(colors=OBJECT_COLORS),
     )
     if _disk_labels.goes_on_disk(shape, on_disk_above_mb):
         return _disk_labels.add_disk_labels_layer(viewer, shape, scratch_dir, **kwargs)
     return viewer.add_labels(np.zeros(shape, dtype=np.uint32), **kwargs)
+
+
+def show_filled(layer: "Labels", filled: bool) -> None:
+    """Draw the objects layer as filled masks, or as :data:`CONTOUR_PX`-pixel outlines.
+
+    The opacity follows (:data:`FILLED_OPACITY`, :data:`CONTOUR_OPACITY`) only while it
+    is the other view's default: an opacity the user chose is kept.
+    """
+    layer.contour = 0 if filled else CONTOUR_PX
+    old, new = (CONTOUR_OPACITY, FILLED_OPACITY) if filled else (FILLED_OPACITY, CONTOUR_OPACITY)
+    if np.isclose(layer.opacity, old):
+        layer.opacity = new
 
 
 def labels_on_disk(layer) -> bool:
@@ -148,6 +173,7 @@ def ensure_prompts_layer(viewer: "napari.Viewer", image: "Image") -> "Points":
         name=PROMPTS_NAME,
         scale=image.scale,
         translate=image.translate,
+        axis_labels=tuple(image.axis_labels),
         features={
             "object_id": np.zeros(0, dtype=int),
             "frame": np.zeros(0, dtype=int),

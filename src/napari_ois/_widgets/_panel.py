@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 
 from napari_ois.core.config import DEVICES, AnnotationConfig
 from napari_ois.core.segmenter import BACKENDS, DEFAULT_BACKEND
+from napari_ois.threads import usable_cores
 
 from ._disk_labels import DEFAULT_LABELS_ON_DISK_MB
 
@@ -45,6 +46,9 @@ def build_panel(w: QWidget) -> None:
     w.backend_combo.setCurrentText(DEFAULT_BACKEND)
     w.device_combo = QComboBox(toolTip="Where torch backends run")
     w.device_combo.addItems(list(DEVICES))
+    w.threads_spin = QSpinBox(minimum=0, maximum=usable_cores(), prefix="threads ", specialValueText="threads: auto",
+                              toolTip=("CPU threads of one model call (auto: every core). Set 1 when other jobs "
+                                       "share the cores: the model then waits less for busy cores"))
     data_box = QGroupBox("Data")
     form = QFormLayout(data_box)
     form.addRow("Image", w.image_combo)
@@ -52,6 +56,7 @@ def build_panel(w: QWidget) -> None:
     row = QHBoxLayout()
     row.addWidget(w.backend_combo, 2)
     row.addWidget(w.device_combo, 1)
+    row.addWidget(w.threads_spin, 1)
     form.addRow("Backend", row)
     # One container, so enabling the row for the 'ois' backend is one call.
     w.checkpoint_row = QWidget(toolTip="Model checkpoint of the 'ois' backend")
@@ -66,12 +71,17 @@ def build_panel(w: QWidget) -> None:
     w.object_spin = QSpinBox(minimum=1, maximum=2**31 - 1, toolTip="Label id of the object being annotated")
     w.new_button = QPushButton("New object", toolTip="Next unused object id (M)")
     w.negative_check = QCheckBox("Negative clicks", toolTip=HELP)
+    # Off by default: outlines leave the object's own edge visible under the label colour.
+    w.filled_check = QCheckBox("Filled labels", toolTip=(
+        "Show the objects layer as filled masks; unchecked, as outlines (the image stays visible "
+        "inside each object)"))
     obj_box = QGroupBox("Object")
     grid = QGridLayout(obj_box)
     grid.addWidget(QLabel("Object id"), 0, 0)
     grid.addWidget(w.object_spin, 0, 1)
     grid.addWidget(w.new_button, 0, 2)
-    grid.addWidget(w.negative_check, 1, 0, 1, 3)
+    grid.addWidget(w.negative_check, 1, 0, 1, 2)
+    grid.addWidget(w.filled_check, 1, 2)
 
     w.backward_button = QPushButton("◀ Backward", toolTip="Propagate towards the first frame")
     w.both_button = QPushButton("Both", toolTip="Propagate both ways (Shift+S)")
@@ -81,9 +91,9 @@ def build_panel(w: QWidget) -> None:
         "Propagate every annotated object together: each frame is encoded once, and where masks "
         "overlap the object in front (depth cue of the 'ois' backend) or else the more certain "
         "one keeps the pixel. Unchecked: only the current object."))
-    w.progress = QProgressBar(textVisible=True)
+    w.progress = QProgressBar(textVisible=True, toolTip="Frames computed by the running (or last) propagation")
     w.progress.setFormat("%v / %m frames")
-    w.progress.setValue(0)
+    w.progress.setValue(0)  # the range comes from the chosen image (_show_frame_count)
     prop_box = QGroupBox("Propagate")
     grid = QGridLayout(prop_box)
     grid.addWidget(w.backward_button, 0, 0)
@@ -96,8 +106,12 @@ def build_panel(w: QWidget) -> None:
     w.undo_button = QPushButton("Undo", toolTip="Undo the last click or run (Ctrl+Z)")
     w.redo_button = QPushButton("Redo", toolTip="Redo (Ctrl+Shift+Z)")
     w.clear_button = QPushButton("Clear object", toolTip="Remove this object's masks and clicks")
-    w.worst_button = QPushButton("Jump to worst frame", toolTip="Lowest quality score of this object")
-    w.export_button = QPushButton("Export…", toolTip="Labels (TIFF/zarr/PNG) + prompts CSV + settings JSON")
+    w.worst_button = QPushButton("Jump to worst frame", toolTip=(
+        "Show the propagated frame of this object with the lowest quality score: the frame's predicted "
+        "IoU with the true mask, from 0 (object lost) to 1 (exact)"))
+    w.export_button = QPushButton("Export…", toolTip=(
+        "Labels (TIFF, zarr, PNG folder or Cell Tracking Challenge *_RES folder) + prompts CSV + "
+        "settings JSON"))
     w.autosave_check = QCheckBox("Autosave", checked=True, toolTip=(
         "Save clicks, masks, propagated frames and edits as you work, in <image file>.ois next to the "
         "image; reopening the image restores them. Turning it on again starts a new autosave from the "

@@ -31,6 +31,17 @@ class PropagationMixin:
     _progress_updating = False
 
     # --------------------------------------------------------- propagation
+    def _show_frame_count(self) -> None:
+        """Set the bar to "0 / N frames", N the frames of the chosen image along the chosen axis.
+
+        Called when the image or axis changes, so the bar tells the length of the data
+        before any run (a run then sets its own upper bound, see :meth:`propagate`).
+        """
+        if self.image_layer is None:
+            return
+        self.progress.setRange(0, _layers.frame_count(self.image_layer, self.axis))
+        self.progress.setValue(0)
+
     def propagate(self, direction: str = "both"):
         """Start propagating the current object; returns the worker (None if not started).
 
@@ -116,7 +127,7 @@ class PropagationMixin:
         else:
             session.apply_result(run, result)
             steps = 1
-            text = f"Object {run.object_id}: frame {result.frame} done (score {result.score:.2f})."
+            text = f"Object {run.object_id}: frame {result.frame} done (predicted IoU {result.score:.2f} of 1)."
         if not self._hooks.attached:
             return  # the widget is going away: keep the data consistent, skip the UI
         self._refresh_labels()
@@ -177,7 +188,8 @@ class PropagationMixin:
         text = f"{'Stopped' if stopped else 'Propagated'} object {run.object_id}: {done} frame(s) updated"
         text += "; each is complete." if stopped else "."
         if worst is not None:
-            text += f" Worst frame {worst} (score {session.scores[run.object_id][worst]:.2f})."
+            # The score is the frame's predicted IoU with the truth (0-1, see core/quality.py).
+            text += f" Worst frame {worst} (predicted IoU {session.scores[run.object_id][worst]:.2f} of 1)."
         self._set_status(text)
         self.propagation_finished.emit()
 
@@ -200,7 +212,8 @@ class PropagationMixin:
             self._set_status(f"Object {obj} has no propagated frame yet.")
             return None
         _layers.move_to_frame(self.viewer, self.image_layer, self.axis, frame)
-        self._set_status(f"Worst frame of object {obj}: {frame} (score {session.scores[obj][frame]:.2f}).")
+        self._set_status(f"Worst frame of object {obj}: {frame} "
+                         f"(predicted IoU {session.scores[obj][frame]:.2f} of 1).")
         return frame
 
 

@@ -23,6 +23,7 @@ from qtpy.QtCore import QEvent, QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QSpinBox, QWidget
 
 from napari_ois.core.clicks import Click, read_prompts
+from napari_ois.threads import configure_threads
 from napari_ois.core.config import AnnotationConfig
 from napari_ois.core.errors import InputError, OISError
 from napari_ois.core.frames import FrameStack, StackNormalizer
@@ -100,11 +101,13 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
         self.axis_spin.valueChanged.connect(lambda _: self._rebuild())
         self.backend_combo.currentIndexChanged.connect(lambda _: self._rebuild(new_segmenter=True))
         self.device_combo.currentIndexChanged.connect(lambda _: self._rebuild(new_segmenter=True))
+        self.threads_spin.valueChanged.connect(self._on_threads_changed)
         self.backend_combo.currentIndexChanged.connect(lambda _: self._update_checkpoint_row())
         self.checkpoint_button.clicked.connect(self.choose_checkpoint)
         self._update_checkpoint_row()
         self.object_spin.valueChanged.connect(self._on_object_changed)
         self.negative_check.toggled.connect(lambda _: self._on_object_changed(self.object_spin.value()))
+        self.filled_check.toggled.connect(self._on_filled_toggled)
         self.new_button.clicked.connect(self.new_object)
         self.backward_button.clicked.connect(lambda: self.propagate("backward"))
         self.both_button.clicked.connect(lambda: self.propagate("both"))
@@ -121,6 +124,11 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
         self.disk_cache_check.toggled.connect(self._on_disk_cache_toggled)
         self.disk_cache_spin.valueChanged.connect(self._on_disk_cache_mb_changed)
 
+    def _on_threads_changed(self, value: int) -> None:
+        """Threads of one model call: 0 = automatic (every core, or $NAPARI_OIS_THREADS)."""
+        count = configure_threads(value or None)
+        self._set_status(f"Model calls use {count} CPU thread(s).")
+
     def _set_status(self, text: str) -> None:
         self.status.setText(text)
 
@@ -129,7 +137,9 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
         (show_warning if warning else show_error)(message)
 
     def _set_busy(self, busy: bool) -> None:
-        for w in (self.image_combo, self.axis_spin, self.backend_combo, self.device_combo, self.new_button,
+        # Threads too: torch's thread count is global, not to be changed under a running model.
+        for w in (self.image_combo, self.axis_spin, self.backend_combo, self.device_combo, self.threads_spin,
+                  self.new_button,
                   self.backward_button, self.both_button, self.forward_button, self.undo_button,
                   self.redo_button, self.clear_button, self.worst_button, self.export_button):
             w.setEnabled(not busy)
@@ -232,12 +242,25 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
         if self.labels_layer is not None:  # manual edits of the objects layer are autosaved too
             self._hooks.connect(self.labels_layer.events.paint, self._on_paint, group="layers")
             self._hooks.connect(self.labels_layer.events.set_data, self._on_labels_set_data, group="layers")
+            # The layer's own controls can change the outline width too: keep the box in step.
+            self._hooks.connect(self.labels_layer.events.contour, self._on_contour_changed, group="layers")
         if self.points_layer is not None:
             self._hooks.connect(self.points_layer.events.data, self._on_points_data, group="layers")
             self._hooks.add_mouse_callback(self.points_layer, self._on_press, group="layers")
 
     def _on_contrast(self, event=None) -> None:
         self._contrast_stale = True
+
+    def _on_filled_toggled(self, filled: bool) -> None:
+        if self.labels_layer is not None:
+            _layers.show_filled(self.labels_layer, filled)
+
+    def _on_contour_changed(self, event=None) -> None:
+        if self.labels_layer is None:
+            return
+        self.filled_check.blockSignals(True)  # reflect the layer's state, do not write it back
+        self.filled_check.setChecked(self.labels_layer.contour == 0)
+        self.filled_check.blockSignals(False)
 
     def _on_press(self, layer, event) -> None:
         self._flip_next = "Shift" in event.modifiers
@@ -297,6 +320,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
         self.axis_spin.setRange(0, max(n_leading - 1, 0))
         self.axis_spin.setEnabled(n_leading > 1)
         self.axis_spin.blockSignals(False)
+        self._show_frame_count()
         try:
             self.labels_layer = self._ensure_objects_layer()
         except OISError as exc:  # e.g. no room for the on-disk labels
@@ -305,6 +329,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
             self._error(str(exc))
             return
         self._show_storage_state()
+        _layers.show_filled(self.labels_layer, self.filled_check.isChecked())
         self.points_layer = _layers.ensure_prompts_layer(self.viewer, self.image_layer)
         self._hook_layers()
         self._open_autosave()  # restores an autosave of this image, if there is one

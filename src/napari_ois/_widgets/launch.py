@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-SAMPLES = {  # name: (maker in napari_ois._sample_data, prompts file, axis labels)
-    "video": ("make_sample_video", "video_prompts.csv", ("t", "y", "x")),
-    "cells": ("make_sample_cells", "cells_prompts.csv", ("t", "y", "x")),
-    "nuclei3d": ("make_sample_nuclei3d", "nuclei3d_prompts.csv", ("z", "y", "x")),
+# The sample layers carry their own axis labels (t/y/x, z/y/x; see _sample_data), so the
+# demo's viewer names its slider like File > Open Sample does.
+SAMPLES = {  # name: (maker in napari_ois._sample_data, prompts file)
+    "video": ("make_sample_video", "video_prompts.csv"),
+    "cells": ("make_sample_cells", "cells_prompts.csv"),
+    "nuclei3d": ("make_sample_nuclei3d", "nuclei3d_prompts.csv"),
 }
 
 
@@ -28,12 +30,11 @@ def open_demo(sample: str = "video", viewer: Any = None, segmenter_factory=None)
 
     if sample not in SAMPLES:
         raise InputError(f"unknown sample {sample!r}; choose one of {', '.join(SAMPLES)}")
-    make, prompts, axis_labels = SAMPLES[sample]
+    make, prompts = SAMPLES[sample]
     if viewer is None:
         viewer = napari.Viewer(title=f"napari-ois demo: {sample}")
     for data, meta, layer_type in getattr(_sample_data, make)():
         getattr(viewer, f"add_{layer_type}")(data, **meta)
-    viewer.dims.axis_labels = axis_labels
     widget = AnnotateObjectsWidget(viewer, segmenter_factory=segmenter_factory)
     viewer.window.add_dock_widget(widget, name="Annotate objects", area="right")
     widget.load_prompts(_sample_data.sample_path(prompts))

@@ -122,15 +122,24 @@ def _is_png_labels_dir(path: Path) -> bool:
     return all(re.fullmatch(r"\d+\.png", p.name) or p.name.startswith(".") for p in path.iterdir())
 
 
+#: Name ending of a Cell Tracking Challenge result folder (``01_RES``, ``02_RES``...).
+CTC_FOLDER_SUFFIX = "_RES"
+
+
 def _labels_format(raw: str, fmt: str | None) -> str:
+    """The format ``write_labels`` writes: ``fmt`` if given, else read off the path ``raw``."""
     if fmt is not None:
         fmt = fmt.lower().lstrip(".")
         fmt = {"tif": "tiff"}.get(fmt, fmt)
-        if fmt not in ("tiff", "zarr", "png"):
-            raise InputError(f"unknown labels format {fmt!r}; use tiff, png or zarr")
+        if fmt not in ("tiff", "zarr", "png", "ctc"):
+            raise InputError(f"unknown labels format {fmt!r}; use tiff, png, zarr or ctc")
         return fmt
     path = Path(raw).expanduser()
     suffix = path.suffix.lower()
+    # Checked before the PNG-folder rule: CTC tools expect their results in <sequence>_RES,
+    # so that name alone is taken as asking for the CTC layout.
+    if suffix == "" and path.name.endswith(CTC_FOLDER_SUFFIX):
+        return "ctc"
     if raw.endswith(("/", os.sep)) or suffix == "" or (path.is_dir() and suffix != ZARR_SUFFIX):
         return "png"
     if suffix in TIFF_SUFFIXES:
@@ -141,7 +150,7 @@ def _labels_format(raw: str, fmt: str | None) -> str:
         return "png-file"
     raise InputError(
         f"cannot write labels to {path}: unknown suffix {suffix}; use .tif, .zarr, "
-        "or a folder path (PNG sequence)"
+        f"a folder path (PNG sequence) or a folder named *{CTC_FOLDER_SUFFIX} (Cell Tracking Challenge)"
     )
 
 
@@ -155,10 +164,13 @@ def write_labels(path: str | Path, labels: Any, format: str | None = None) -> Pa
         ``.zarr``: a zarr array chunked one frame per chunk. No suffix, a trailing
         ``/`` or ``format="png"``: a folder of 16-bit PNGs ``00000.png``, ``00001.png``...
         ``.png`` with 2-D labels (or one frame): one 16-bit PNG.
+        A folder whose name ends in ``_RES`` (e.g. ``01_RES``) or ``format="ctc"``:
+        the Cell Tracking Challenge result layout, see :func:`write_ctc`.
     labels : array-like
         (T, Y, X) or (Y, X) non-negative integer ids (numpy, dask or zarr; bool and
-        whole-number floats are accepted). Never converted whole to numpy.
-    format : {"tiff", "png", "zarr"}, optional
+        whole-number floats are accepted); (T, Y, X) only for CTC. Never converted
+        whole to numpy.
+    format : {"tiff", "png", "zarr", "ctc"}, optional
         Overrides the choice by suffix.
 
     Returns
@@ -168,10 +180,10 @@ def write_labels(path: str | Path, labels: Any, format: str | None = None) -> Pa
 
     Notes
     -----
-    Output dtype: uint16 if every id is < 65536, else uint32 (TIFF, zarr; PNG refuses).
-    The output is built in a temporary sibling that replaces ``path`` only when
+    Output dtype: uint16 if every id is < 65536, else uint32 (TIFF, zarr; PNG and CTC
+    refuse). The output is built in a temporary sibling that replaces ``path`` only when
     complete, so an error leaves an existing output untouched. An existing folder is
-    replaced only if it looks like a labels output (PNG sequence, zarr).
+    replaced only if it looks like a labels output (PNG sequence, zarr, CTC folder).
 
     Raises
     ------
@@ -187,6 +199,8 @@ def write_labels(path: str | Path, labels: Any, format: str | None = None) -> Pa
             f"{path.name} can hold one frame but the labels have {shape[0]}; give a folder path "
             "(no suffix) for a PNG sequence"
         )
+    if fmt == "ctc":
+        return write_ctc(path, labels)
     if fmt == "png":
         with _atomic_target(path, _is_png_labels_dir) as tmp:
             _write_png_folder(tmp, labels, shape)
@@ -211,8 +225,9 @@ def write_ctc(folder: str | Path, labels: Any) -> Path:
     Parameters
     ----------
     folder : str or Path
-        Output folder (e.g. ``01_RES``); gets ``mask000.tif``... (``mask0000.tif`` when
-        there are 1000 frames or more), uint16, and ``res_track.txt``.
+        Output folder (e.g. ``01_RES``); gets one uint16 TIFF per frame, ``mask000.tif``,
+        ``mask001.tif``... (four digits when there are more than 1000 frames), and
+        ``res_track.txt``.
     labels : array-like
         (T, Y, X) integer ids; one id is one track.
 
@@ -241,7 +256,8 @@ def write_ctc(folder: str | Path, labels: Any) -> Path:
             except _NeedsWiderType:
                 raise InputError("CTC masks are 16-bit: at most 65535 objects") from None
             tifffile.imwrite(tmp / f"mask{t:0{digits}d}.tif", frame, compression="zlib")
-            for obj in np.unique(frame)[1:] if frame.size else ():
+            ids = np.unique(frame)
+            for obj in ids[ids > 0]:  # not ids[1:]: a frame may have no background pixel
                 span.setdefault(int(obj), [t, t])[1] = t
         lines = [f"{obj} {a} {b} 0" for obj, (a, b) in sorted(span.items())]
         (tmp / "res_track.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
