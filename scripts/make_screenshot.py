@@ -144,14 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         widget.add_clicks([click])
     viewer.layers.selection.active = widget.points_layer
     viewer.reset_view()
-    propagated = [o for o in widget.session.objects() if o != getattr(click, "object_id", None)]
-    text = (
-        f"Objects {', '.join(map(str, propagated))} propagated over {n_frames} frames "
-        f"from {len(widget.session.prompts) - (click is not None)} clicks on frame 0"
-    )
-    if click is not None:
-        text += f"; object {click.object_id} just clicked on frame {middle}"
-    widget._set_status(text + ".")
+    # The status line is the widget's own (the last click's or run's message), never set here.
+    print(f"status line: {widget.status.text()}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     from qtpy.QtWidgets import QApplication

@@ -9,15 +9,23 @@ DATA=${DATA:-../shared/data/dev}
 OIS=${OIS:-.venv/bin/napari-ois}
 BACKENDS=("$@")
 [ ${#BACKENDS[@]} -gt 0 ] || BACKENDS=(classical grabcut-cv)
+THREADS=${THREADS:-1}  # model threads per command (1: what the README's timings use)
 mkdir -p results
+LOADLOG=results/dev_eval_load.txt
+echo "# $(date -u +%FT%TZ) $(nproc) cores; 1-min load average before each evaluation (THREADS=$THREADS)" > "$LOADLOG"
+load() { echo "$1 $(cut -d' ' -f1 /proc/loadavg)" >> "$LOADLOG"; }
 for backend in "${BACKENDS[@]}"; do
-  "$OIS" eval clicks "$DATA/coco_mval" --format coco_mval --backend "$backend" --quiet \
+  load "coco_mval $backend"
+  "$OIS" eval clicks "$DATA/coco_mval" --format coco_mval --backend "$backend" --quiet --threads "$THREADS" \
     --json "results/coco_mval_${backend}.json"
-  "$OIS" eval clicks "$DATA/stardist_nuclei" --format folder --backend "$backend" --quiet \
+  load "nuclei $backend"
+  "$OIS" eval clicks "$DATA/stardist_nuclei" --format folder --backend "$backend" --quiet --threads "$THREADS" \
     --json "results/nuclei_${backend}.json"
-  "$OIS" eval propagation "$DATA/davis2016" --format davis --backend "$backend" --quiet \
+  load "davis2016 $backend"
+  "$OIS" eval propagation "$DATA/davis2016" --format davis --backend "$backend" --quiet --threads "$THREADS" \
     --json "results/davis2016_${backend}.json"
-  "$OIS" eval propagation "$DATA/ctc_psc" --format ctc --backend "$backend" --quiet \
+  load "ctc_psc $backend"
+  "$OIS" eval propagation "$DATA/ctc_psc" --format ctc --backend "$backend" --quiet --threads "$THREADS" \
     --json "results/ctc_psc_${backend}.json"
 done
 "${PYTHON:-.venv/bin/python}" scripts/results_table.py results > results/dev_results.md

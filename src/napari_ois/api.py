@@ -88,11 +88,12 @@ def _add_prompts(
     return len({(c.object_id, c.frame) for _, c in lines})
 
 
-def _add_keyframe_masks(session: AnnotationSession, keyframes) -> int:
+def _add_keyframe_masks(session: AnnotationSession, keyframes, source: str | Path = "keyframe masks") -> int:
     """Every frame holding non-zero labels is a keyframe of each id in it.
 
     ``keyframes`` is (N, Y, X) (or (Y, X) for one frame), numpy or a
-    :class:`~napari_ois.core.io.label_frames.LabelFrames` read one frame at a time.
+    :class:`~napari_ois.core.io.label_frames.LabelFrames` read one frame at a time;
+    ``source`` names it in errors (the file given to ``--masks``).
     """
     expected = (session.frames.n_frames, *session.frames.shape)
     shape = tuple(keyframes.shape)
@@ -102,7 +103,7 @@ def _add_keyframe_masks(session: AnnotationSession, keyframes) -> int:
             keyframes = keyframes[None]  # (LabelFrames gives a 2-D file as its frame 0)
     if shape != expected:
         raise InputError(
-            f"keyframe masks have shape {tuple(keyframes.shape)} but the input needs {expected} "
+            f"{source}: keyframe masks have shape {tuple(keyframes.shape)} but the input needs {expected} "
             "(one labels frame per input frame)"
         )
     count = 0
@@ -115,7 +116,7 @@ def _add_keyframe_masks(session: AnnotationSession, keyframes) -> int:
                 session.set_keyframe_mask(int(object_id), frame, plane == object_id)
                 count += 1
     if count == 0:
-        raise InputError("the keyframe masks hold no non-zero label")
+        raise InputError(f"{source}: the keyframe masks hold no non-zero label")
     return count
 
 
@@ -224,7 +225,7 @@ def propagate_file(
         if lines is not None:
             annotated = _add_prompts(session, lines, prompts, show_progress)
         else:
-            annotated = _add_keyframe_masks(session, keyframe_masks)
+            annotated = _add_keyframe_masks(session, keyframe_masks, masks)
             keyframe_masks.close()
         # An upper bound: every frame that is not a keyframe of each object (a run can end
         # early when an object is lost, and the bar then says how far it got).
