@@ -197,6 +197,12 @@ def test_empty_prompts_give_an_empty_mask():
 
 
 # --------------------------------------------------------------------------- command
+def _quiet(argv: list[str]) -> list[str]:
+    """``argv`` with ``--quiet`` for commands that take it: the property here is about the
+    error line, so progress lines (tested in test_progress_threads.py) are switched off."""
+    return [*argv, "--quiet"] if argv and argv[0] in ("segment", "propagate", "demo", "replay") else list(argv)
+
+
 def _run_main(argv: list[str]) -> tuple[int, str]:
     """Run ``napari-ois`` in this process; (exit code, stderr). Any exception but SystemExit escapes.
 
@@ -211,7 +217,7 @@ def _run_main(argv: list[str]) -> tuple[int, str]:
         for quiet in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
             warnings.simplefilter("ignore", quiet)
         try:
-            code = main(argv)
+            code = main(_quiet(argv))
         except SystemExit as exc:  # argparse usage errors
             code = exc.code
     printed = "".join(f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}\n" for w in caught)
@@ -422,7 +428,7 @@ def _small_mp4(path: Path, faststart: bool) -> Path:
 
 def _run_cli_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "napari_ois.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "napari_ois.cli", *_quiet(args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=120)
 
 

@@ -134,19 +134,20 @@ def chain(segmenter, videos):
     return ious.mean(), ious.mean(0), float(np.median(ratios))
 
 
-name = sys.argv[1]
-zoom = ZoomSettings(without_clicks=len(sys.argv) > 2 and sys.argv[2] == "zoom")
-if name in ("classical", "grabcut-cv"):
-    segmenter = get_segmenter(name, "cpu")
-else:
-    model = load_model(None if name == "default" else name, "cpu")
-    if len(sys.argv) > 3 and sys.argv[3] != "full":
-        model = ablated(model, sys.argv[3])
-    segmenter = OISSegmenter(model, "cpu", zoom)
-sets = {"synthetic": synthetic_videos, "ctc-train": ctc_cells, "ctc-train-all": lambda: ctc_cells(1000, 20),
-        "coco-moving": coco_moving,
-        "coco-fast": lambda: coco_moving(fast=True), "coco-bleed": coco_bleed}
-for label in (sys.argv[4].split(",") if len(sys.argv) > 4 else sets):
-    videos = sets[label]()
-    j, per_step, ratio = chain(segmenter, videos)
-    print(f"{label}: J {j:.3f} per step {np.round(per_step, 2).tolist()} area ratio/step {ratio:.2f}", flush=True)
+if __name__ == "__main__":  # the sequence builders are imported by scripts/fit_quality_calibration.py
+    name = sys.argv[1]
+    zoom = ZoomSettings(without_clicks=len(sys.argv) > 2 and sys.argv[2] == "zoom")
+    if name in ("classical", "grabcut-cv"):
+        segmenter = get_segmenter(name, "cpu")
+    else:
+        model = load_model(None if name == "default" else name, "cpu")
+        if len(sys.argv) > 3 and sys.argv[3] != "full":
+            model = ablated(model, sys.argv[3])
+        segmenter = OISSegmenter(model, "cpu", zoom)
+    sets = {"synthetic": synthetic_videos, "ctc-train": ctc_cells, "ctc-train-all": lambda: ctc_cells(1000, 20),
+            "coco-moving": coco_moving,
+            "coco-fast": lambda: coco_moving(fast=True), "coco-bleed": coco_bleed}
+    for label in (sys.argv[4].split(",") if len(sys.argv) > 4 else sets):
+        videos = sets[label]()
+        j, per_step, ratio = chain(segmenter, videos)
+        print(f"{label}: J {j:.3f} per step {np.round(per_step, 2).tolist()} area ratio/step {ratio:.2f}", flush=True)

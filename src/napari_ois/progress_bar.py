@@ -105,8 +105,8 @@ class ProgressBar:
         self._closed = True
         if self._bar is not None:
             self._bar.close()
-        elif self._mode == "lines" and not failed and (not self.total or self.n < self.total):
-            self._print_line()
+        elif self._mode == "lines" and not failed and self.n > self.initial and (not self.total or self.n < self.total):
+            self._print_line()  # ended early: say how far it got (nothing done: nothing to say)
 
     def _print_line(self) -> None:
         elapsed = time.perf_counter() - self._start

@@ -108,7 +108,8 @@ def build_panel(w: QWidget) -> None:
     w.clear_button = QPushButton("Clear object", toolTip="Remove this object's masks and clicks")
     w.worst_button = QPushButton("Jump to worst frame", toolTip=(
         "Show the propagated frame of this object with the lowest quality score: the frame's predicted "
-        "IoU with the true mask, from 0 (object lost) to 1 (exact)"))
+        "IoU with the true mask, from 0 (object lost) to 1 (exact), for the ois backend; other "
+        "backends give their own 0-1 confidence"))
     w.export_button = QPushButton("Export…", toolTip=(
         "Labels (TIFF, zarr, PNG folder or Cell Tracking Challenge *_RES folder) + prompts CSV + "
         "settings JSON"))

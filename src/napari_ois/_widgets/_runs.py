@@ -127,7 +127,7 @@ class PropagationMixin:
         else:
             session.apply_result(run, result)
             steps = 1
-            text = f"Object {run.object_id}: frame {result.frame} done (predicted IoU {result.score:.2f} of 1)."
+            text = f"Object {run.object_id}: frame {result.frame} done ({_score_text(session, result.score)})."
         if not self._hooks.attached:
             return  # the widget is going away: keep the data consistent, skip the UI
         self._refresh_labels()
@@ -188,8 +188,7 @@ class PropagationMixin:
         text = f"{'Stopped' if stopped else 'Propagated'} object {run.object_id}: {done} frame(s) updated"
         text += "; each is complete." if stopped else "."
         if worst is not None:
-            # The score is the frame's predicted IoU with the truth (0-1, see core/quality.py).
-            text += f" Worst frame {worst} (predicted IoU {session.scores[run.object_id][worst]:.2f} of 1)."
+            text += f" Worst frame {worst} ({_score_text(session, session.scores[run.object_id][worst])})."
         self._set_status(text)
         self.propagation_finished.emit()
 
@@ -212,9 +211,19 @@ class PropagationMixin:
             self._set_status(f"Object {obj} has no propagated frame yet.")
             return None
         _layers.move_to_frame(self.viewer, self.image_layer, self.axis, frame)
-        self._set_status(f"Worst frame of object {obj}: {frame} "
-                         f"(predicted IoU {session.scores[obj][frame]:.2f} of 1).")
+        self._set_status(f"Worst frame of object {obj}: {frame} ({_score_text(session, session.scores[obj][frame])}).")
         return frame
+
+
+def _score_text(session, score: float) -> str:
+    """A frame's quality score with its scale, e.g. ``predicted IoU 0.93 of 1``.
+
+    Backends with a quality calibration (``ois``, see core/quality.py) score a frame by its
+    predicted IoU with the truth; the others give their own 0-1 confidence.
+    """
+    if getattr(session.segmenter, "quality_calibration", None) is not None:
+        return f"predicted IoU {score:.2f} of 1"
+    return f"quality score {score:.2f} of 1"
 
 
 def _id_list(ids) -> str:

@@ -53,6 +53,10 @@ class SequenceResult:
 
     name: str
     j: dict[int, list[float]] = field(default_factory=dict)  # object -> IoU per scored frame
+    # object -> the quality score shown for each scored frame (0 where no front reached it:
+    # the object was lost), and the frame indices; aligned with ``j``.
+    scores: dict[int, list[float]] = field(default_factory=dict)
+    scored_frames: dict[int, list[int]] = field(default_factory=dict)
     frames: int = 0
     seconds: float = 0.0
     init_clicks: int = 0
@@ -123,6 +127,8 @@ def evaluate_sequence(
     result.seconds = time.perf_counter() - start
     object_ids = [int(i) for i in np.unique(truth0) if i]
     result.j = {o: [] for o in object_ids}
+    result.scores = {o: [] for o in object_ids}
+    result.scored_frames = {o: [] for o in object_ids}
     for t in range(1, frames.n_frames):
         truth = _truth(seq, t)
         predicted = np.asarray(session.labels[t])
@@ -130,12 +136,21 @@ def evaluate_sequence(
             gt, pred = truth == o, predicted == o
             if gt.any() or pred.any():  # frames where the object is gone from both say nothing
                 result.j[o].append(iou(gt, pred))
+                result.scores[o].append(float(session.scores.get(o, {}).get(t, 0.0)))
+                result.scored_frames[o].append(t)
     return result
 
 
 def summarize_sequences(results: list[SequenceResult]) -> dict:
     """The contract's JSON body: overall J mean and per-sequence metrics."""
     sequences = {r.name: r.metrics() for r in results}
+    for r in results:
+        # Per object and scored frame: true IoU and the quality score (for rank checks).
+        sequences[r.name]["per_frame"] = {
+            str(o): {"frame": r.scored_frames.get(o, []), "j": [round(v, 4) for v in r.j[o]],
+                     "score": [round(v, 4) for v in r.scores.get(o, [])]}
+            for o in r.j
+        }
     return {
         "J_mean": float(np.mean([m["J_mean"] for m in sequences.values()])) if sequences else 0.0,
         "sequences": sequences,

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..core.classical.motion import estimate_motion, shift_map
 from ..core.clicks import Click
+from ..core.quality import OIS_CALIBRATION, Calibration, predicted_iou
 from ..core.segmenter import Prediction, Reference
 from .checkpoint import load_model
 from .layers import area_resize
@@ -139,6 +140,9 @@ class OISSegmenter:
         if not 0.0 <= step_residual_scale <= 1.0:
             raise ValueError(f"step_residual_scale must be in [0, 1], got {step_residual_scale}")
         self.step_residual_scale = step_residual_scale
+        # Maps a propagation step's raw score to a predicted IoU (None: raw boundary
+        # confidence, as the calibration script needs to fit it).
+        self.quality_calibration: Calibration | None = OIS_CALIBRATION
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | None = None, device: str = "auto") -> "OISSegmenter":
@@ -186,8 +190,23 @@ class OISSegmenter:
         Returns
         -------
         Prediction
-            ``prob`` (Y, X) float32 in [0, 1] at full resolution, ``score`` in [0, 1].
+            ``prob`` (Y, X) float32 in [0, 1] at full resolution, ``score`` in [0, 1]:
+            for a click-free (propagation) step the predicted IoU of the mask
+            (:mod:`napari_ois.core.quality`, with :attr:`quality_calibration`), else
+            the boundary confidence.
         """
+        prediction = self._predict_raw(embedding, clicks, prev_prob, reference)
+        if clicks or self.quality_calibration is None or (reference is None and prev_prob is None):
+            # The calibration was fitted on propagation steps only; a clicked mask keeps
+            # its raw confidence.
+            return prediction
+        ref_mask = reference.mask if reference is not None else np.asarray(prev_prob) > 0.5
+        score = predicted_iou(prediction.prob, ref_mask, prediction.score, self.quality_calibration)
+        return Prediction(prediction.prob, score)
+
+    def _predict_raw(self, embedding: OISEmbedding, clicks: Sequence[Click], prev_prob: np.ndarray | None,
+                     reference: Reference | None) -> Prediction:
+        """:meth:`predict` with the raw boundary-confidence score."""
         geometry = embedding.geometry
         has_prev = prev_prob is not None and bool(np.any(np.asarray(prev_prob) > 0.5))
         ref_prompt = self._reference(embedding, reference)
