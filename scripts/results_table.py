@@ -1,7 +1,8 @@
 """Turn results/*.json (from `napari-ois eval`) into the README's Markdown tables and
 side-by-side plots (one mIoU-vs-clicks plot per click dataset, all backends together).
 
-Usage: python scripts/results_table.py [RESULTS_DIR]  > results/dev_results.md
+Usage: python scripts/results_table.py [RESULTS_DIR [BACKEND,BACKEND...]]  > results/dev_results.md
+(only the named backends, e.g. the ones re-measured in this session; default: every JSON found)
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def propagation_table(propagation: dict) -> list[str]:
 def main() -> None:
     results_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "results")
     clicks, propagation = load(results_dir)
+    if len(sys.argv) > 2:
+        keep = set(sys.argv[2].split(","))
+        for table in (clicks, propagation):
+            for dataset in list(table):
+                table[dataset] = {b: r for b, r in table[dataset].items() if b in keep}
     for dataset, runs in clicks.items():
         curves = {backend: r["miou_at"] for backend, r in sorted(runs.items())}
         plot_miou_curves(curves, results_dir / f"{dataset}_miou_vs_clicks.png", f"{dataset}: mIoU vs clicks")

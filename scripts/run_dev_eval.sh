@@ -28,5 +28,6 @@ for backend in "${BACKENDS[@]}"; do
   "$OIS" eval propagation "$DATA/ctc_psc" --format ctc --backend "$backend" --quiet --threads "$THREADS" \
     --json "results/ctc_psc_${backend}.json"
 done
-"${PYTHON:-.venv/bin/python}" scripts/results_table.py results > results/dev_results.md
+backends_csv=$(IFS=,; echo "${BACKENDS[*]}")
+"${PYTHON:-.venv/bin/python}" scripts/results_table.py results "$backends_csv" > results/dev_results.md
 cat results/dev_results.md
