@@ -46,7 +46,7 @@ def build_panel(w: QWidget) -> None:
     w.backend_combo.setCurrentText(DEFAULT_BACKEND)
     w.device_combo = QComboBox(toolTip="Where torch backends run")
     w.device_combo.addItems(list(DEVICES))
-    w.threads_spin = QSpinBox(minimum=0, maximum=usable_cores(), prefix="threads ", specialValueText="threads: auto",
+    w.threads_spin = QSpinBox(minimum=0, maximum=usable_cores(), specialValueText="auto (every core)",
                               toolTip=("CPU threads of one model call (auto: every core). Set 1 when other jobs "
                                        "share the cores: the model then waits less for busy cores"))
     data_box = QGroupBox("Data")
@@ -56,8 +56,8 @@ def build_panel(w: QWidget) -> None:
     row = QHBoxLayout()
     row.addWidget(w.backend_combo, 2)
     row.addWidget(w.device_combo, 1)
-    row.addWidget(w.threads_spin, 1)
     form.addRow("Backend", row)
+    form.addRow("Threads", w.threads_spin)
     # One container, so enabling the row for the 'ois' backend is one call.
     w.checkpoint_row = QWidget(toolTip="Model checkpoint of the 'ois' backend")
     w.checkpoint_edit = QLineEdit(readOnly=True, placeholderText="packaged default")

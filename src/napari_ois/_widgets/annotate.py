@@ -16,6 +16,7 @@ import inspect
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 from napari.layers import Image
 from napari.layers.base import ActionType
 from napari.utils.notifications import show_error, show_warning
@@ -23,12 +24,12 @@ from qtpy.QtCore import QEvent, QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QSpinBox, QWidget
 
 from napari_ois.core.clicks import Click, read_prompts
-from napari_ois.threads import configure_threads
 from napari_ois.core.config import AnnotationConfig
 from napari_ois.core.errors import InputError, OISError
 from napari_ois.core.frames import FrameStack, StackNormalizer
 from napari_ois.core.segmenter import Segmenter, get_segmenter
 from napari_ois.core.session import AnnotationSession
+from napari_ois.threads import configure_threads
 
 from . import _layers
 from ._autosave import AutosaveMixin
@@ -474,9 +475,12 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
             return False
         self._refresh_labels()
         kind = "positive" if click.positive else "negative"
+        # The mask's size, not the backend's raw score: that score has no scale on a clicked
+        # frame (only propagated frames get a predicted IoU, see core/quality.py).
+        area = int(np.count_nonzero(np.asarray(prediction.prob) > self.session.config.threshold))
         self._set_status(
             f"Object {click.object_id}, frame {click.frame}: {kind} click at "
-            f"(y={click.y:g}, x={click.x:g}), score {prediction.score:.2f}."
+            f"(y={click.y:g}, x={click.x:g}); mask {area:,} px."
         )
         return True
 
