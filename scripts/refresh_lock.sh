@@ -14,7 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
   torch==2.14.1 torchvision==0.29.1 -e ".[test,eval,train,batch]"
 {
   sed -n '/^# napari-ois/,/^#   then run/p' requirements/lock.txt
-  "$tmp/venv/bin/python" -m pip freeze --all --exclude-editable | grep -E '^(pip|setuptools)=='
+  "$tmp/venv/bin/python" -m pip freeze --all --exclude-editable | grep -E '^(pip|setuptools)==' || true
   "$tmp/venv/bin/python" -m pip freeze --exclude-editable | grep -v -i '^napari-ois'
 } > requirements/lock.txt.new
 mv requirements/lock.txt.new requirements/lock.txt

@@ -53,6 +53,20 @@ def test_propagate_into_a_ctc_results_folder(tmp_path):
     assert score_against_ground_truth(labels, truth, [1])[1] > 0.9
     present = np.nonzero((labels == 1).any(axis=(1, 2)))[0]
     assert (out / "res_track.txt").read_text() == f"1 {present.min()} {present.max()} 0\n"
+    # Running again replaces its own earlier result (and an empty folder made beforehand) ...
+    assert main(["propagate", str(stack), "--prompts", str(prompts), "--backend", "classical",
+                 "--out", str(out), "--quiet"]) == 0
+    empty = tmp_path / "02_RES"
+    empty.mkdir()
+    assert main(["propagate", str(stack), "--prompts", str(prompts), "--backend", "classical",
+                 "--out", str(empty), "--quiet"]) == 0
+    assert (empty / "res_track.txt").exists()
+    # ... but never a folder holding something else.
+    (tmp_path / "03_RES").mkdir()
+    (tmp_path / "03_RES" / "notes.txt").write_text("mine")
+    assert main(["propagate", str(stack), "--prompts", str(prompts), "--backend", "classical",
+                 "--out", str(tmp_path / "03_RES"), "--quiet"]) == 2
+    assert (tmp_path / "03_RES" / "notes.txt").read_text() == "mine"
 
 
 def test_propagate_folder_of_frames_from_keyframe_masks(tmp_path):

@@ -13,7 +13,7 @@ from napari_ois import progress_bar
 from napari_ois.cli import build_parser, main
 from napari_ois.core.clicks import Click, write_prompts
 from napari_ois.progress_bar import ProgressBar
-from napari_ois.threads import configure_threads, default_threads, usable_cores
+from napari_ois.threads import configure_threads, requested_threads, usable_cores
 
 
 class _Terminal(io.StringIO):
@@ -82,17 +82,42 @@ def test_thread_count_is_capped_and_validated(monkeypatch):
     import torch
 
     before = torch.get_num_threads()
+    monkeypatch.delenv("NAPARI_OIS_THREADS", raising=False)
     try:
         assert configure_threads(1) == 1 and torch.get_num_threads() == 1
         assert configure_threads(10_000) == usable_cores()
         with pytest.raises(ValueError):
             configure_threads(0)
         monkeypatch.setenv("NAPARI_OIS_THREADS", "1")
-        assert default_threads() == 1
+        assert requested_threads() == 1 and configure_threads() == 1
         monkeypatch.setenv("NAPARI_OIS_THREADS", "many")
-        assert default_threads() == usable_cores()
+        assert requested_threads() is None
+        # No request: torch's own default (what OMP_NUM_THREADS gave it), not a count of ours.
+        assert configure_threads() == min(_torch_default_count(), usable_cores())
     finally:
         torch.set_num_threads(before)
+
+
+def _torch_default_count() -> int:
+    from napari_ois import threads  # the count torch had before napari-ois set one
+
+    return threads._torch_default
+
+
+def test_cli_threads_reach_child_processes_and_quiet_too(monkeypatch):
+    import subprocess as sp
+
+    monkeypatch.delenv("NAPARI_OIS_THREADS", raising=False)
+    monkeypatch.delenv("NAPARI_OIS_QUIET", raising=False)
+    try:
+        progress_bar.set_quiet(True)
+        code = "import napari_ois.progress_bar as p, napari_ois.threads as t; print(p.is_quiet(), t.configure_threads())"
+        out = sp.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                     env=dict(os.environ, NAPARI_OIS_THREADS="1"))
+        assert out.stdout.split() == ["True", "1"]
+    finally:
+        progress_bar.set_quiet(False)
+    assert "NAPARI_OIS_QUIET" not in os.environ
 
 
 def test_import_asks_openmp_to_wait_passively_unless_the_user_chose():

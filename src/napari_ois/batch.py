@@ -223,7 +223,7 @@ def run_batch(
         futures = {client.submit(run_row, row, asdict(config), direction, pure=False,
                                  key=f"napari-ois-batch-row-{row.row}-{time.time_ns()}"): row for row in rows}
         bar = ProgressBar(len(rows), "batch", unit="row", quiet=log is None)
-        for future in as_completed(futures):
+        for future in as_completed(futures):  # an error here is reported by the caller, the bar just stops
             row = futures[future]
             try:
                 status = future.result()

@@ -66,8 +66,8 @@ def _add_run_options(parser: argparse.ArgumentParser, threads: bool = True) -> N
                         help="no progress bars or per-item lines on stderr (results and errors still print)")
     if threads:
         parser.add_argument("--threads", type=int, default=None,
-                            help="CPU threads of one model call (default: $NAPARI_OIS_THREADS, else every usable "
-                                 "core); 1 is best when other jobs share the cores")
+                            help="CPU threads of one model call (default: $NAPARI_OIS_THREADS, else torch's default: "
+                                 "$OMP_NUM_THREADS or the cores); 1 is best when other jobs share the cores")
 
 
 def _add_engine_options(parser: argparse.ArgumentParser, walks: bool) -> None:
@@ -464,10 +464,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_quiet(getattr(args, "quiet", False))
     try:
         if hasattr(args, "threads") and args.command != "train":  # train sets its own (per worker)
-            from .threads import configure_threads
+            from .threads import THREADS_ENV, configure_threads
 
             if args.threads is not None and args.threads < 1:
                 raise OISError(f"--threads must be at least 1, got {args.threads}")
+            if args.threads is not None:
+                os.environ[THREADS_ENV] = str(args.threads)  # child processes (bench runs) follow it
             configure_threads(args.threads)
         if args.command == "demo":
             return run_demo(args)

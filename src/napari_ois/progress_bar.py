@@ -10,13 +10,16 @@ The napari widget does not use this module: it has its own bar and napari's acti
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TextIO
 
 from tqdm import tqdm
 
-_quiet = False
+#: Set by :func:`set_quiet`, so child processes (training workers) stay quiet too.
+QUIET_ENV = "NAPARI_OIS_QUIET"
+_quiet = os.environ.get(QUIET_ENV) == "1"
 
 #: Share of the total between two plain progress lines when stderr is not a terminal.
 LINE_STEP = 0.1
@@ -26,6 +29,10 @@ def set_quiet(quiet: bool) -> None:
     """Silence (or restore) every progress bar of this process."""
     global _quiet
     _quiet = bool(quiet)
+    if _quiet:
+        os.environ[QUIET_ENV] = "1"
+    else:
+        os.environ.pop(QUIET_ENV, None)
 
 
 def is_quiet() -> bool:

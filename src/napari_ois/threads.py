@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-#: Environment variable read as the default thread count (else every usable core).
+#: Environment variable read as the default thread count (else torch's own default).
 THREADS_ENV = "NAPARI_OIS_THREADS"
 
 
@@ -34,17 +34,21 @@ def usable_cores() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-def default_threads() -> int:
-    """``$NAPARI_OIS_THREADS`` if set to a positive integer, else every usable core."""
+def requested_threads() -> int | None:
+    """``$NAPARI_OIS_THREADS`` if set to a positive integer, else None (no request)."""
     value = os.environ.get(THREADS_ENV, "").strip()
-    if value:
-        try:
-            if int(value) >= 1:
-                return int(value)
-        except ValueError:
-            pass
-        print(f"napari-ois: warning: {THREADS_ENV}={value!r} is not a positive integer; ignored", file=sys.stderr)
-    return usable_cores()
+    if not value:
+        return None
+    try:
+        if int(value) >= 1:
+            return int(value)
+    except ValueError:
+        pass
+    print(f"napari-ois: warning: {THREADS_ENV}={value!r} is not a positive integer; ignored", file=sys.stderr)
+    return None
+
+
+_torch_default: int | None = None  # torch's own count (OMP_NUM_THREADS or its core count), read once
 
 
 def configure_threads(threads: int | None = None) -> int:
@@ -53,19 +57,23 @@ def configure_threads(threads: int | None = None) -> int:
     Parameters
     ----------
     threads : int, optional
-        Threads for one model call; ``None`` -> :func:`default_threads`. More threads
-        than cores never helps, so the count is capped at :func:`usable_cores`.
+        Threads for one model call. ``None``: ``$NAPARI_OIS_THREADS`` if set, else
+        torch's own default (which follows ``OMP_NUM_THREADS``). More threads than
+        cores never helps, so the count is capped at :func:`usable_cores`.
 
     Raises
     ------
     ValueError
         ``threads`` below 1.
     """
+    global _torch_default
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
-    count = min(threads or default_threads(), usable_cores())
     import torch  # here, not at module level: the wait policy must be set before torch loads
 
+    if _torch_default is None:
+        _torch_default = torch.get_num_threads()
+    count = min(threads or requested_threads() or _torch_default, usable_cores())
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count

@@ -46,9 +46,10 @@ def build_panel(w: QWidget) -> None:
     w.backend_combo.setCurrentText(DEFAULT_BACKEND)
     w.device_combo = QComboBox(toolTip="Where torch backends run")
     w.device_combo.addItems(list(DEVICES))
-    w.threads_spin = QSpinBox(minimum=0, maximum=usable_cores(), specialValueText="auto (every core)",
-                              toolTip=("CPU threads of one model call (auto: every core). Set 1 when other jobs "
-                                       "share the cores: the model then waits less for busy cores"))
+    w.threads_spin = QSpinBox(minimum=0, maximum=usable_cores(), specialValueText="auto",
+                              toolTip=("CPU threads of one model call (auto: $NAPARI_OIS_THREADS, else torch's "
+                                       "default, $OMP_NUM_THREADS or the cores). Set 1 when other jobs share the "
+                                       "cores: the model then waits less for busy cores"))
     data_box = QGroupBox("Data")
     form = QFormLayout(data_box)
     form.addRow("Image", w.image_combo)

@@ -126,7 +126,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
         self.disk_cache_spin.valueChanged.connect(self._on_disk_cache_mb_changed)
 
     def _on_threads_changed(self, value: int) -> None:
-        """Threads of one model call: 0 = automatic (every core, or $NAPARI_OIS_THREADS)."""
+        """Threads of one model call: 0 = automatic ($NAPARI_OIS_THREADS, else torch's default)."""
         count = configure_threads(value or None)
         self._set_status(f"Model calls use {count} CPU thread(s).")
 

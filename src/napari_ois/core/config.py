@@ -44,7 +44,9 @@ class AnnotationConfig:
         ... on this many consecutive frames.
     min_score : float
         Propagation stops in a direction when the object is lost (empty mask) or the
-        frame's quality score falls below this; 0 disables the score check.
+        frame's quality score falls below this; 0 disables the score check. With the
+        ``ois`` backend the score is a predicted IoU (core/quality.py), which stays above
+        about 0.67 for any non-empty mask.
     axis : int
         Axis of the image data walked by propagation (time or depth).
     """

@@ -126,6 +126,10 @@ def peak_rss_child(backend: str, device: str, checkpoint: str | None, n_frames: 
 def _child_main(backend: str, device: str, checkpoint: str | None, n_frames: int, height: int, width: int) -> dict:
     import zarr
 
+    from ..threads import configure_threads
+
+    configure_threads()  # the parent's --threads, passed on in $NAPARI_OIS_THREADS
+
     with tempfile.TemporaryDirectory() as tmp:
         # Labels on disk, one chunk per frame: memory must not grow with the video length.
         labels = zarr.open(str(Path(tmp) / "labels.zarr"), mode="w", shape=(n_frames, height, width),

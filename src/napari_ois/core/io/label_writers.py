@@ -126,6 +126,11 @@ def _is_png_labels_dir(path: Path) -> bool:
 CTC_FOLDER_SUFFIX = "_RES"
 
 
+def _is_ctc_dir(path: Path) -> bool:
+    """Whether a folder holds only a CTC result (``maskNNN.tif``, ``res_track.txt``): safe to replace."""
+    return all(re.fullmatch(r"mask\d+\.tif|res_track\.txt", c.name) for c in path.iterdir())
+
+
 def _labels_format(raw: str, fmt: str | None) -> str:
     """The format ``write_labels`` writes: ``fmt`` if given, else read off the path ``raw``."""
     if fmt is not None:
@@ -245,10 +250,7 @@ def write_ctc(folder: str | Path, labels: Any) -> Path:
     digits = 3 if shape[0] <= 1000 else 4
     span: dict[int, list[int]] = {}
 
-    def is_ctc(p: Path) -> bool:
-        return all(re.fullmatch(r"mask\d+\.tif|res_track\.txt", c.name) for c in p.iterdir())
-
-    with _atomic_target(folder, is_ctc) as tmp:
+    with _atomic_target(folder, _is_ctc_dir) as tmp:
         tmp.mkdir()
         for t, frame in enumerate(_label_frames(labels)):
             try:

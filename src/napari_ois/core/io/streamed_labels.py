@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from .atomic_target import _atomic_target, _remove, _tmp_sibling
-from .label_writers import _is_png_labels_dir, _labels_format, write_labels
+from .label_writers import _is_ctc_dir, _is_png_labels_dir, _labels_format, write_labels
 from .zarr_arrays import _is_zarr_dir
 
 
@@ -96,8 +96,9 @@ def streamed_labels(
         (Y, X).
     max_id : int
         Largest object id that will be written (chooses uint16 or uint32).
-    format : {"tiff", "png", "zarr"}, optional
-        Overrides the choice by suffix.
+    format : {"tiff", "png", "zarr", "ctc"}, optional
+        Overrides the choice by name (a suffix-less folder named ``*_RES`` is ``ctc``:
+        ``maskNNN.tif`` + ``res_track.txt``).
 
     Raises
     ------
@@ -112,15 +113,16 @@ def streamed_labels(
     if fmt == "png-file" and n_frames != 1:
         raise InputError(f"{path.name} can hold one frame but the input has {n_frames}; give a folder "
                          "path (no suffix) for a PNG sequence")
-    if fmt in ("png", "png-file") and dtype != np.uint16:
-        raise InputError("PNG labels hold at most 65535 objects; write a TIFF or zarr instead")
+    if fmt in ("png", "png-file", "ctc") and dtype != np.uint16:
+        what = "PNG labels" if fmt != "ctc" else "Cell Tracking Challenge masks (uint16)"
+        raise InputError(f"{what} hold at most 65535 objects; write a TIFF or zarr instead")
     if fmt == "zarr":
         with _atomic_target(path, _is_zarr_dir) as tmp:
             yield _create_zarr(tmp, shape, dtype)
         return
     if not path.parent.exists():
         raise InputError(f"output folder {path.parent} does not exist")
-    if path.is_dir() and not (fmt == "png" and _is_png_labels_dir(path)):
+    if path.is_dir() and not ((fmt == "png" and _is_png_labels_dir(path)) or (fmt == "ctc" and _is_ctc_dir(path))):
         # Checked now, not after a long run (write_labels would refuse it then).
         raise InputError(f"refusing to replace folder {path}: it holds files that are not a labels output")
     # Scratch next to the output: long data stays on the output's disk, not in /tmp.
