@@ -15,7 +15,7 @@ from typing import Sequence
 from .core.config import DEVICES, DIRECTIONS, AnnotationConfig
 from .core.errors import OISError
 from .core.segmenter import BACKENDS, DEFAULT_BACKEND
-from .progress_bar import message, set_quiet
+from .progress_bar import message, output, set_quiet
 from .evaluate.datasets import CLICK_FORMATS, PROPAGATION_FORMATS
 from .evaluate.propagation_eval import INIT_MODES
 
@@ -392,7 +392,7 @@ def run_train_command(args: argparse.Namespace) -> int:
 
         run_parallel(cfg, args.out, max_seconds=max_seconds)
         return 0
-    trainer = Trainer(cfg, args.out)
+    trainer = Trainer(cfg, args.out, log=output)  # its JSON lines on stdout, around the step bar
     trainer.run(max_seconds=max_seconds)
     print(f"train: step {trainer.step}/{cfg.steps}, {trainer.wall_time / 60:.1f} min trained, "
           f"best validation mIoU@5 {trainer.best:.3f} -> {args.out}")

@@ -134,6 +134,11 @@ def message(line: str, stream: TextIO | None = None) -> None:
         tqdm.write(line, file=stream if stream is not None else sys.stderr)
 
 
+def output(line: str) -> None:
+    """Print a result line on stdout without breaking a live bar on stderr (never silenced)."""
+    tqdm.write(line, file=sys.stdout)
+
+
 def _is_terminal(stream: TextIO) -> bool:
     try:
         return stream.isatty()
