@@ -282,13 +282,12 @@ def run_demo(args: argparse.Namespace) -> int:
         return 0
     from .api import propagate_file
     from .evaluate.labels_quality import score_against_ground_truth
-
-    image = _sample_data.sample_path(f"{args.sample}.{'mp4' if args.sample == 'video' else 'tif'}")
     from .threads import torch_threads
 
+    image = _sample_data.sample_path(f"{args.sample}.{'mp4' if args.sample == 'video' else 'tif'}")
     prompts = _sample_data.sample_path(f"{args.sample}_prompts.csv")
-    print(f"demo: segmenting and propagating the '{args.sample}' sample headless with the default backend "
-          f"({DEFAULT_BACKEND}, {torch_threads()} thread(s)) -> {args.out}", file=sys.stderr)
+    message(f"demo: segmenting and propagating the '{args.sample}' sample headless with the default backend "
+            f"({DEFAULT_BACKEND}, {torch_threads()} thread(s)) -> {args.out}")
     summary = propagate_file(image, args.out, prompts=prompts, direction="both", show_progress=True)
     print(summary.line())
     truth = _sample_data.sample_path(f"{args.sample}_labels.tif")
