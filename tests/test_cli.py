@@ -270,3 +270,15 @@ def test_train_without_training_data_says_so(tmp_path, capsys, workers):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("napari-ois: error: no training objects") and "Traceback" not in err
+
+
+def test_headless_demo_on_the_cells_sample_scores_each_object_quietly(tmp_path, capsys):
+    """The README's main job (headless), on the short cells sample: labels written, one IoU line per
+    prompted cell, nothing on stderr with --quiet."""
+    out = tmp_path / "demo.tif"
+    assert main(["demo", "--headless", "--quiet", "--sample", "cells", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    ious = [float(line.rsplit("=", 1)[1]) for line in captured.out.splitlines() if "mean IoU" in line]
+    assert len(ious) == 3 and min(ious) > 0.8, captured.out
+    assert tifffile.imread(out).shape == (20, 256, 256)
