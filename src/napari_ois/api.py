@@ -208,7 +208,6 @@ def propagate_file(
     else:
         max_id = keyframe_masks.max_id_bound()
     propagated = 0
-    bar = None  # made once the objects and keyframes are known
 
     def report(result: MultiFrameResult) -> None:
         nonlocal propagated

@@ -3,7 +3,8 @@
 torch's CPU kernels run on an OpenMP pool (libgomp in the Linux wheels). By default its
 threads *spin* while they wait for work. On a machine whose cores are already busy (napari
 beside a training job, two notebooks) the spinning threads take the cores from the ones
-doing the work: the demo took 7x the CPU time beside two busy processes. A passive wait
+doing the work: beside two busy processes the demo took 3.4x its idle CPU time
+(README, *The demo beside other work*). A passive wait
 policy makes waiting threads sleep instead.
 
 libgomp reads ``OMP_WAIT_POLICY`` once, when the library is loaded (with torch), so

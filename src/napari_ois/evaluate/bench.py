@@ -24,6 +24,7 @@ from ..core.frames import FrameStack, StackNormalizer
 from ..core.segmenter import DEFAULT_BACKEND, get_segmenter
 from ..core.session import AnnotationSession
 from ..progress_bar import ProgressBar
+from ..threads import usable_cores
 
 
 class SyntheticVideo:
@@ -169,7 +170,7 @@ def run_bench(backend: str = DEFAULT_BACKEND, device: str = "auto", checkpoint: 
         "propagate_iou": round(statistics.median(i for _, i in fps_runs), 4),
         "peak_rss_mb": {n: round(r["peak_rss_mb"], 1) for n, r in rss.items()},
         "long_video_fps": {n: round(r["fps"], 3) for n, r in rss.items()},
-        "machine": f"{platform.machine()}, {_cpu_count()} CPU core(s), Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {usable_cores()} CPU core(s), Python {platform.python_version()}",
         "repeats": repeats,
     }
     if json_path:
@@ -182,9 +183,3 @@ def _resolved_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
