@@ -26,7 +26,8 @@ from ..core.config import AnnotationConfig
 from ..core.errors import OISError
 from ..core.frames import FrameStack, StackNormalizer
 from ..core.session import AnnotationSession
-from .bench import SyntheticVideo, _cpu_count
+from ..threads import usable_cores
+from .bench import SyntheticVideo
 
 # Share of each operation in the random mix (the rest of the probability mass: clicks).
 UNDO_SHARE, REDO_SHARE, PROPAGATE_SHARE, CLEAR_SHARE = 0.20, 0.15, 0.02, 0.01
@@ -217,7 +218,7 @@ def run_soak(
         "undo_steps_forgotten": session.forgotten_steps,
         "undo_all_gives_empty_labels": empty_after_undo,
         "redo_all_gives_final_labels": redo_restores,
-        "machine": f"{platform.machine()}, {_cpu_count()} CPU core(s), Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {usable_cores()} CPU core(s), Python {platform.python_version()}",
     }
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
