@@ -30,7 +30,8 @@ import tifffile
 import torch
 from scipy.stats import spearmanr
 
-from napari_ois.core.quality import FEATURE_SIGNS, FEATURES, Calibration, fit_calibration, quality_features
+from napari_ois.core.quality import (FEATURE_SIGNS, FEATURES, OIS_CALIBRATION, TRACK_FEATURES, Calibration,
+                                     colour_counts, colour_match, fit_calibration, quality_features)
 from napari_ois.core.segmenter import Reference, get_segmenter
 from napari_ois.train.real_data import default_data_root
 
@@ -66,14 +67,16 @@ def ctc_train_chains(frames: int = 30):
 
 
 def chain_records(segmenter, videos):
-    """(N, 4) features, (N,) true IoU and (N,) steps from the chain's keyframe of every click-free step."""
-    feats, ious, steps, cache = [], [], [], {}
+    """Of every click-free step: (N, 4) features, (N,) true IoU, (N,) steps from the chain's
+    keyframe and (N,) colour match of the new mask with the keyframe's (frame 0, start mask)."""
+    feats, ious, steps, matches, cache = [], [], [], [], {}
     for frames, truth, *start in videos:
         key = id(frames[0])
         if key not in cache:  # the CTC cells share their frames: encode once
             cache = {key: [segmenter.encode(f) for f in frames]}
         embeddings = cache[key][:len(frames)]
         mask = start[0] if start else truth[0]
+        exemplar = colour_counts(_rgb(frames[0]), mask)
         for t in range(1, len(frames)):
             pred = segmenter.predict(embeddings[t], [], prev_prob=mask.astype(np.float32),
                                      reference=Reference(embeddings[t - 1], mask))
@@ -86,8 +89,15 @@ def chain_records(segmenter, videos):
             union = np.count_nonzero(new | truth[t])
             ious.append(np.count_nonzero(new & truth[t]) / union)
             steps.append(t)
+            matches.append(colour_match(colour_counts(_rgb(frames[t]), new), exemplar))
             mask = new
-    return np.asarray(feats), np.asarray(ious), np.asarray(steps)
+    return np.asarray(feats), np.asarray(ious), np.asarray(steps), np.asarray(matches)
+
+
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    """(Y, X, 3) float in [0, 1] of a chain frame, as the session's FrameStack gives it."""
+    frame = np.asarray(frame, np.float32)
+    return np.repeat(frame[..., None], 3, -1) if frame.ndim == 2 else frame
 
 
 def collect():
@@ -121,7 +131,7 @@ def steps_experiment(chains) -> dict:
     names = list(chains)
 
     def design(name):
-        x, _, steps = chains[name]
+        x, _, steps, _ = chains[name]
         return np.stack([x[:, 0], np.log1p(steps)], 1)
 
     def fit(use):
@@ -142,6 +152,58 @@ def steps_experiment(chains) -> dict:
     return out
 
 
+def track_stage(chains) -> dict:
+    """The shipped track stage (``OIS_TRACK_CALIBRATION``) and the variant without the distance.
+
+    Features: the step's predicted IoU (as a logit), the colour match with the keyframe and
+    log(1 + steps from it), sign-constrained (+, +, -), each set of equal total weight.
+    Reports each set's within-chain ranking: the mean over chains of the Spearman
+    correlation between score and true IoU (what *Jump to worst frame* needs); the
+    variant that ranks better there is shipped.
+    """
+    names = list(chains)
+
+    def design(name, cols=(0, 1, 2)):
+        x, _, steps, match = chains[name]
+        p = np.clip(OIS_CALIBRATION(x), 1e-6, 1 - 1e-6)
+        return np.stack([np.log(p / (1 - p)), match, np.log1p(steps)], 1)[:, list(cols)]
+
+    def fit(use, cols=(0, 1, 2)):
+        x = np.concatenate([design(n, cols) for n in use])
+        y = np.concatenate([chains[n][1] for n in use])
+        w = np.concatenate([np.full(len(chains[n][1]), 1.0 / len(chains[n][1])) for n in use])
+        return fit_calibration(x, y, w * len(y) / w.sum(), signs=tuple((+1, +1, -1)[c] for c in cols))
+
+    def within(score, name):
+        """Mean Spearman inside chains (a chain restarts where steps fall back to 1)."""
+        _, y, steps, _ = chains[name]
+        starts = np.flatnonzero(np.diff(steps, prepend=steps[0] + 1) <= 0)
+        rhos = []
+        for a, b in zip(starts, list(starts[1:]) + [len(y)]):
+            if b - a >= 3 and np.ptp(score[a:b]) > 0 and np.ptp(y[a:b]) > 0:
+                rhos.append(spearmanr(score[a:b], y[a:b]).statistic)
+        return round(float(np.mean(rhos)), 4) if rhos else float("nan")
+
+    calibration = fit(names)
+    colour_only = fit(names, (0, 1))
+    out = {"features": list(TRACK_FEATURES), "weights": list(calibration.weights), "bias": calibration.bias,
+           "without_distance": {"weights": list(colour_only.weights), "bias": colour_only.bias}, "sets": {}}
+    print("track stage:")
+    for name in names:
+        y = chains[name][1]
+        step = OIS_CALIBRATION(chains[name][0])
+        track = calibration(design(name))
+        out["sets"][name] = {"step_score": _metrics(step, y), "track_score": _metrics(track, y),
+                             "track_without_this_set": _metrics(fit([n for n in names if n != name])(design(name)), y),
+                             "within_chain_spearman": {
+                                 "step_score": within(step, name), "track_score": within(track, name),
+                                 "without_distance": within(colour_only(design(name, (0, 1))), name)}}
+        print(f"  {name}", json.dumps(out["sets"][name]))
+    weights = ", ".join(f"{w:.4f}" for w in calibration.weights)
+    print(f"  Calibration(weights=({weights}), bias={calibration.bias:.4f})  # {TRACK_FEATURES}")
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", default="/tmp/quality_calibration_steps.npz")
@@ -149,11 +211,11 @@ def main():
     cache = Path(args.cache)
     if cache.exists():
         with np.load(cache) as z:
-            chains = {k[:-2]: (z[k], z[k[:-2] + ".y"], z[k[:-2] + ".s"]) for k in z.files if k.endswith(".x")}
+            chains = {k[:-2]: tuple(z[k[:-2] + "." + part] for part in "xysc") for k in z.files if k.endswith(".x")}
     else:
         chains = collect()
-        np.savez(cache, **{f"{k}.{part}": arrays[i] for k, arrays in chains.items() for i, part in enumerate("xys")})
-    data = {name: (x, y) for name, (x, y, _) in chains.items()}
+        np.savez(cache, **{f"{k}.{part}": arrays[i] for k, arrays in chains.items() for i, part in enumerate("xysc")})
+    data = {name: (x, y) for name, (x, y, *_) in chains.items()}
 
     def fit(names, cols):
         """Calibration on the features ``cols`` (the others weigh 0), each set of equal total weight."""
@@ -183,6 +245,7 @@ def main():
         weights = ", ".join(f"{w:.4f}" for w in calibration.weights)
         print(f"  Calibration(weights=({weights}), bias={calibration.bias:.4f})  # {FEATURES}")
     summary["steps_experiment"] = steps_experiment(chains)
+    summary["track"] = track_stage(chains)
     out = ROOT / "results" / "quality_calibration_fit.json"
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}")

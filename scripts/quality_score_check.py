@@ -1,10 +1,13 @@
 """How well the quality score ranks propagated frames on dev DAVIS-2016 and dev CTC (evaluation only).
 
 Runs ``eval propagation``'s own per-sequence walk (first-frame mask, forward, one pass)
-twice with the default ``ois`` backend: once with the raw boundary-confidence score
-(the score before calibration) and once with the calibrated predicted IoU
-(:mod:`napari_ois.core.quality`). The masks are the same both times (the score does not
-steer propagation at the default ``min_score`` 0); the script checks that.
+three times with the default ``ois`` backend, scoring frames by
+- ``raw``: the raw boundary confidence (the score before calibration);
+- ``step``: the step's calibrated predicted IoU alone (the session's track stage off);
+- ``calibrated``: what ships: the step's predicted IoU refined by the session's track
+  stage (colour match with the keyframe, distance to it; :mod:`napari_ois.core.quality`).
+The masks are the same every time (the score does not steer propagation at the default
+``min_score`` 0); the script checks that.
 
 Reports, pooled over every scored frame of every object (frames 1..T-1):
 - Spearman rank correlation between score and true IoU (and per DAVIS sequence);
@@ -42,37 +45,43 @@ def _rank(score: np.ndarray, iou: np.ndarray) -> dict:
             "n_frames": int(len(iou))}
 
 
-def _walk(segmenter, seq, calibration):
-    """Per object: (frames, true IoU, score) arrays of one run (``calibration`` None: raw score)."""
+def _walk(segmenter, seq, calibration, track):
+    """Per object: (frames, true IoU, score) arrays of one run (``calibration`` None: raw score;
+    ``track`` None: the step score as written)."""
     segmenter.quality_calibration = calibration
+    segmenter.track_calibration = track
     result = evaluate_sequence(segmenter, seq, "mask")
     return {o: (np.asarray(result.scored_frames[o]), np.asarray(result.j[o]), np.asarray(result.scores[o]))
             for o in result.j if result.j[o]}
 
 
-def check_dataset(segmenter, calibration, root: Path, fmt: str) -> dict:
+VARIANTS = ("raw", "step", "calibrated")
+
+
+def check_dataset(segmenter, calibration, track, root: Path, fmt: str) -> dict:
     out = {"sequences": {}}
-    pooled = {"raw": [], "calibrated": [], "iou": []}
+    pooled = {**{v: [] for v in VARIANTS}, "iou": []}
+    settings = {"raw": (None, None), "step": (calibration, None), "calibrated": (calibration, track)}
     for seq in load_sequences(root, fmt):
         start = time.perf_counter()
-        raw = _walk(segmenter, seq, None)
-        cal = _walk(segmenter, seq, calibration)
-        for o in raw:  # same masks, so the same IoUs frame by frame
-            assert np.array_equal(raw[o][1], cal[o][1]) and np.array_equal(raw[o][0], cal[o][0]), (seq.name, o)
+        runs = {v: _walk(segmenter, seq, *settings[v]) for v in VARIANTS}
+        raw, cal = runs["raw"], runs["calibrated"]
+        for run in runs.values():  # same masks, so the same IoUs frame by frame
+            for o in raw:
+                assert np.array_equal(raw[o][1], run[o][1]) and np.array_equal(raw[o][0], run[o][0]), (seq.name, o)
         iou = np.concatenate([raw[o][1] for o in raw])
-        raw_s = np.concatenate([raw[o][2] for o in raw])
-        cal_s = np.concatenate([cal[o][2] for o in raw])
+        scores = {v: np.concatenate([runs[v][o][2] for o in raw]) for v in VARIANTS}
         pooled["iou"].append(iou)
-        pooled["raw"].append(raw_s)
-        pooled["calibrated"].append(cal_s)
+        for v in VARIANTS:
+            pooled[v].append(scores[v])
         entry = {"objects": len(raw), "J_mean": round(float(iou.mean()), 4),
-                 "raw": _rank(raw_s, iou), "calibrated": _rank(cal_s, iou),
+                 **{v: _rank(scores[v], iou) for v in VARIANTS},
                  "seconds": round(time.perf_counter() - start, 1)}
         if fmt == "davis":
             frames, j, _ = cal[next(iter(cal))]
             median = float(np.median(j))
             entry["median_iou"] = round(median, 4)
-            for label, per in (("raw", raw), ("calibrated", cal)):
+            for label, per in runs.items():
                 _, _, s = per[next(iter(per))]
                 k = int(np.argmin(s))  # first minimum, as AnnotationSession.worst_frame
                 entry[label]["worst_frame"] = {"frame": int(frames[k]), "score": round(float(s[k]), 4),
@@ -81,12 +90,11 @@ def check_dataset(segmenter, calibration, root: Path, fmt: str) -> dict:
         print(f"  {seq.name}: {json.dumps(entry)}", flush=True)
         # Per object and scored frame, so other scores can be ranked without a rerun.
         entry["per_frame"] = {str(o): {"frame": raw[o][0].tolist(), "iou": np.round(raw[o][1], 4).tolist(),
-                                       "raw": np.round(raw[o][2], 4).tolist(),
-                                       "calibrated": np.round(cal[o][2], 4).tolist()} for o in raw}
+                                       **{v: np.round(runs[v][o][2], 4).tolist() for v in VARIANTS}}
+                               for o in raw}
         out["sequences"][seq.name] = entry
     iou = np.concatenate(pooled["iou"])
-    out["pooled"] = {"raw": _rank(np.concatenate(pooled["raw"]), iou),
-                     "calibrated": _rank(np.concatenate(pooled["calibrated"]), iou)}
+    out["pooled"] = {v: _rank(np.concatenate(pooled[v]), iou) for v in VARIANTS}
     return out
 
 
@@ -94,12 +102,13 @@ def main() -> None:
     data = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/work/shared/data")
     torch.set_num_threads(1)
     segmenter = get_segmenter("ois", "cpu")
-    calibration = segmenter.quality_calibration
+    calibration, track = segmenter.quality_calibration, segmenter.track_calibration
     report = {"backend": "ois", "checkpoint": "packaged default", "init": "first-frame mask, forward, one pass",
-              "calibration": {"weights": list(calibration.weights), "bias": calibration.bias}}
+              "calibration": {"weights": list(calibration.weights), "bias": calibration.bias},
+              "track_calibration": {"weights": list(track.weights), "bias": track.bias}}
     for name, fmt in (("davis2016", "davis"), ("ctc_psc", "ctc")):
         print(f"{name}:", flush=True)
-        report[name] = check_dataset(segmenter, calibration, data / "dev" / name, fmt)
+        report[name] = check_dataset(segmenter, calibration, track, data / "dev" / name, fmt)
         print(f"  pooled: {json.dumps(report[name]['pooled'])}", flush=True)
     davis = report["davis2016"]["sequences"]
     report["worst_frame_below_median"] = {s: e["calibrated"]["worst_frame"]["below_median"] for s, e in davis.items()}

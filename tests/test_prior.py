@@ -69,11 +69,11 @@ def test_batch_prior_is_the_classical_answer_on_the_unpadded_extent():
     ignore[40:] = True
     sample = TrainingSample(canvas, target, ignore)
     from napari_ois.train.samples import stack_samples
-    from napari_ois.train.step import _valid_hw
+    from napari_ois.train.step import valid_extent
 
     batch = stack_samples([sample])
     prior = ClassicalPrior(320)
-    batch_prior = _BatchPrior(prior, batch, _valid_hw(batch["ignore"]))
+    batch_prior = _BatchPrior(prior, batch, valid_extent(batch["ignore"]))
     clicks = [np.array([[30, 45, 1]])]
     out = batch_prior(clicks, torch.zeros(1, 1, 64, 64), torch.zeros(1, dtype=torch.bool))
     expected = prior.predict_points(prior.encode(image), [(30, 45, True)])
@@ -116,7 +116,7 @@ def test_prior_logit_is_finite_at_zero_and_one():
 
 def test_rollout_reference_is_the_models_own_backward_propagation():
     from napari_ois.train.samples import stack_samples
-    from napari_ois.train.step import _images, _valid_hw, rollout_references
+    from napari_ois.train.step import _images, valid_extent, rollout_references
 
     model = _prior_model().eval()  # untrained: reproduces the classical backend
     image, mask = _scene(size=(64, 64))
@@ -125,7 +125,7 @@ def test_rollout_reference_is_the_models_own_backward_propagation():
     wrong[2:8, 2:8] = True  # a degraded reference that has nothing to do with the object
     pair = TrainingSample(image, mask, np.zeros_like(mask), ref_image=ref_image, ref_mask=wrong, kind="coco-pair")
     batch = stack_samples([pair, pair])
-    valid_hw = _valid_hw(batch["ignore"])
+    valid_hw = valid_extent(batch["ignore"])
     with torch.no_grad():
         cache = model.encode(_images(batch, "image", "cpu"), valid_hw)
         ref_cache = model.encode(_images(batch, "ref_image", "cpu"), valid_hw)
@@ -140,7 +140,7 @@ def test_rollout_reference_is_the_models_own_backward_propagation():
 
 def test_rollout_back_and_forth_keeps_following_the_object():
     from napari_ois.train.samples import stack_samples
-    from napari_ois.train.step import _images, _valid_hw, rollout_references
+    from napari_ois.train.step import _images, valid_extent, rollout_references
 
     model = _prior_model().eval()
     image, mask = _scene(size=(64, 64))
@@ -149,7 +149,7 @@ def test_rollout_back_and_forth_keeps_following_the_object():
     wrong[2:8, 2:8] = True
     pair = TrainingSample(image, mask, np.zeros_like(mask), ref_image=ref_image, ref_mask=wrong, kind="coco-pair")
     batch = stack_samples([pair])
-    valid_hw = _valid_hw(batch["ignore"])
+    valid_hw = valid_extent(batch["ignore"])
     with torch.no_grad():
         cache = model.encode(_images(batch, "image", "cpu"), valid_hw)
         ref_cache = model.encode(_images(batch, "ref_image", "cpu"), valid_hw)

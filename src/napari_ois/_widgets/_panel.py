@@ -109,8 +109,9 @@ def build_panel(w: QWidget) -> None:
     w.clear_button = QPushButton("Clear object", toolTip="Remove this object's masks and clicks")
     w.worst_button = QPushButton("Jump to worst frame", toolTip=(
         "Show the propagated frame of this object with the lowest quality score: the frame's predicted "
-        "IoU with the true mask, from 0 (object lost) to 1 (exact), for the ois backend; other "
-        "backends give their own 0-1 confidence"))
+        "IoU with the true mask, from 0 (object lost) to 1 (exact), for the ois backend (from the "
+        "mask's confidence, how much its colours still match the annotated frames, and its distance "
+        "from them); other backends give their own 0-1 confidence"))
     w.export_button = QPushButton("Export…", toolTip=(
         "Labels (TIFF, zarr, PNG folder or Cell Tracking Challenge *_RES folder) + prompts CSV + "
         "settings JSON"))

@@ -92,6 +92,7 @@ class MultiObjectRuns:
         ids = sorted({int(o) for o in object_ids})
         run = Action("propagate", ids[0] if len(ids) == 1 else 0, record=record)
         run.parts = [Action("propagate", o) for o in ids]
+        self._forget_exemplars()
         self._tell("multi_run_begin", run=run, objects=ids, direction=direction)
         return run
 
@@ -127,8 +128,10 @@ class MultiObjectRuns:
             for obj, mask in written.items():  # disjoint masks: the order does not matter
                 updated[mask & (updated == 0)] = obj
             self.labels[index] = updated
+            scores = self._written_scores(frame, {obj: updated == obj for obj in written},
+                                          {obj: result.scores[obj] for obj in written})
             for obj in written:
-                score = result.scores[obj]
+                score = scores[obj]
                 if run.record:
                     part = parts[obj]
                     old_score = self.scores.get(obj, {}).get(frame)

@@ -20,6 +20,17 @@ Features (all known at prediction time, none needs the truth):
 ``uncertain``
     Pixels with probability in (0.1, 0.9) over pixels above 0.1: a mask whose
     support is mostly doubtful.
+
+A second, track-level stage (:func:`track_score`) adds what a single step cannot see.
+Confidence is nearly constant along a track (a mask stuck on the floor after the dancer
+left is as crisp as a right one), so a written frame's score also weighs
+
+- its :func:`colour_match`: how much the pixels under the mask still look like the
+  object under the keyframes' masks;
+- its distance in frames to the nearest keyframe: propagation errors accumulate.
+
+The session applies it as frames are written (``core/track_quality.py``), and *Jump to
+worst frame* ranks by it.
 """
 
 from __future__ import annotations
@@ -190,3 +201,89 @@ def _logistic(features: np.ndarray, iou: np.ndarray, weights: np.ndarray | None,
 # results/quality_score_conf_uncertain.json), so it is not used. That choice was made
 # after seeing those dev numbers.
 OIS_CALIBRATION = Calibration(weights=(2.9573, 0.0000, 0.0000, 0.0000), bias=0.7157)
+
+
+# --------------------------------------------------------------- track stage
+COLOUR_BINS = 8  # per channel: 512 joint bins; coarse enough for a few hundred object pixels
+
+
+def colour_counts(image: np.ndarray, mask: np.ndarray, bins: int = COLOUR_BINS) -> np.ndarray:
+    """Joint colour histogram (raw counts) of the pixels under a mask.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        (Y, X, 3) float in [0, 1] (a normalised frame; grey frames have three equal channels).
+    mask : np.ndarray
+        (Y, X) bool.
+    bins : int
+        Bins per channel.
+
+    Returns
+    -------
+    np.ndarray
+        (bins ** 3,) float64 counts; all zero for an empty mask.
+    """
+    pixels = np.asarray(image)[np.asarray(mask, dtype=bool)]
+    if pixels.ndim != 2 or pixels.shape[-1] != 3:
+        raise ValueError(f"expected a (Y, X, 3) image, got shape {np.shape(image)}")
+    level = np.clip((np.nan_to_num(pixels) * bins).astype(np.int64), 0, bins - 1)
+    index = (level[:, 0] * bins + level[:, 1]) * bins + level[:, 2]
+    return np.bincount(index, minlength=bins ** 3).astype(np.float64)
+
+
+def colour_match(counts: np.ndarray, exemplar: np.ndarray) -> float:
+    """Bhattacharyya coefficient of two colour histograms: 1 the same colours, 0 none shared.
+
+    Parameters
+    ----------
+    counts, exemplar : np.ndarray
+        (B,) histograms (counts or frequencies) from :func:`colour_counts`.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0 when either histogram is empty.
+    """
+    total, reference = float(np.sum(counts)), float(np.sum(exemplar))
+    if total <= 0 or reference <= 0:
+        return 0.0
+    return float(min(1.0, np.sum(np.sqrt(np.asarray(counts) / total * np.asarray(exemplar) / reference))))
+
+
+TRACK_FEATURES = ("step_logit", "colour_match", "log1p_steps")
+
+
+def track_score(step_score: float, match: float, steps: int, calibration: Calibration) -> float:
+    """A written frame's predicted IoU from its step score, colour match and keyframe distance.
+
+    Parameters
+    ----------
+    step_score : float
+        The backend's calibrated predicted IoU of the step (0: the mask is empty).
+    match : float
+        :func:`colour_match` of the written mask with the object's keyframes.
+    steps : int
+        Frames between this frame and the object's nearest keyframe (>= 1).
+    calibration : Calibration
+        Weights over :data:`TRACK_FEATURES` (the step score enters as its logit).
+
+    Returns
+    -------
+    float
+        Predicted IoU in [0, 1]; 0 stays 0 (a lost object).
+    """
+    if step_score <= 0.0:
+        return 0.0
+    p = min(max(float(step_score), 1e-6), 1.0 - 1e-6)
+    features = np.array([np.log(p / (1.0 - p)), float(match), np.log1p(max(int(steps), 1))])
+    return float(calibration(features))
+
+
+# The default ``ois`` checkpoint's track stage, fitted by scripts/fit_quality_calibration.py
+# (``track_stage``, which prints this line) on the same training-side chains as
+# OIS_CALIBRATION, sign-constrained (+, +, -). Chosen over the colour match without the
+# distance (weights 1.9696, 1.3085, bias -2.5905) because it ranks frames within a chain
+# better on those training chains (mean Spearman CTC 0.74 vs 0.40, COCO moving 0.75 vs
+# -0.06; results/quality_calibration_fit.json).
+OIS_TRACK_CALIBRATION = Calibration(weights=(1.4380, 0.5322, -0.5363), bias=-0.0390)

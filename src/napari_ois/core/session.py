@@ -26,6 +26,7 @@ from .multi_run import MultiObjectRuns
 from .packed_prob import PackedProb, pack_prob
 from .propagation import FrameResult, propagate
 from .segmenter import BACKENDS, EmbeddingCache, Prediction, Reference, Segmenter, get_segmenter
+from .track_quality import TrackQuality
 
 
 def _pack(mask: np.ndarray) -> bytes:
@@ -73,7 +74,7 @@ class Action:
         return sorted(set(self.masks).union(*(p.masks for p in self.parts)))
 
 
-class AnnotationSession(MultiObjectRuns):
+class AnnotationSession(MultiObjectRuns, TrackQuality):
     """State of annotating one frame stack.
 
     Parameters
@@ -323,6 +324,7 @@ class AnnotationSession(MultiObjectRuns):
         """Start recording a propagation run (one undo step); ``direction``/``start`` as given
         to :meth:`propagation` are passed on to observers (the autosave replays them)."""
         run = Action("propagate", object_id)
+        self._forget_exemplars()
         self._notify("run_begin", run=run, direction=direction, start=start)
         return run
 
@@ -332,12 +334,15 @@ class AnnotationSession(MultiObjectRuns):
             if result.frame in self.keyframes.get(run.object_id, ()):
                 return  # user annotations win, even if they appeared mid-run
             before_score = self.scores.get(run.object_id, {}).get(result.frame)
-            if result.frame not in run.scores:
-                run.scores[result.frame] = (before_score, result.score)
-            else:
-                run.scores[result.frame] = (run.scores[result.frame][0], result.score)
             self._set_mask(run, result.frame, result.mask)
-            self.scores.setdefault(run.object_id, {})[result.frame] = result.score
+            obj = run.object_id
+            score = self._written_scores(result.frame, {obj: self.object_mask(obj, result.frame)},
+                                         {obj: result.score})[obj]
+            if result.frame not in run.scores:
+                run.scores[result.frame] = (before_score, score)
+            else:
+                run.scores[result.frame] = (run.scores[result.frame][0], score)
+            self.scores.setdefault(run.object_id, {})[result.frame] = score
             self._notify("frame", run=run, frame=result.frame)
 
     def end_run(self, run: Action) -> None:

@@ -22,6 +22,7 @@ from torch import nn
 from ..core.errors import InputError
 from .config import ModelConfig
 from .layers import conv_norm
+from .pretrained import PACKAGED, load_packaged_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -45,17 +46,26 @@ class EncoderFeatures:
 
 
 def _create_timm(config: ModelConfig, load_weights: bool, **kwargs) -> nn.Module:
-    """timm model, random-init unless a local weights file is named (never downloads)."""
+    """timm model, random-init unless weights are named (never downloads).
+
+    ``config.backbone_weights``: a local file (loaded through timm), or
+    :data:`~napari_ois.model.pretrained.PACKAGED` for the weights inside a registry
+    package (:mod:`napari_ois.model.pretrained`).
+    """
     if config.drop_path_rate > 0:
         kwargs["drop_path_rate"] = config.drop_path_rate
-    if load_weights and config.backbone_weights:
+    packaged = load_weights and config.backbone_weights == PACKAGED
+    if load_weights and config.backbone_weights and not packaged:
         kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=config.backbone_weights))
     else:
         kwargs["pretrained"] = False
     try:
-        return timm.create_model(config.backbone, **kwargs)
+        net = timm.create_model(config.backbone, **kwargs)
     except (RuntimeError, ValueError, TypeError, KeyError, FileNotFoundError) as exc:
         raise InputError(f"cannot build backbone {config.backbone!r}: {exc}") from None
+    if packaged:
+        load_packaged_weights(net, config.backbone)
+    return net
 
 
 class Backbone(nn.Module):
@@ -103,24 +113,75 @@ class Backbone(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: torch.Tensor, valid: torch.Tensor | None = None) -> EncoderFeatures:
+    # --------------------------------------------------------- frozen trunk
+    @property
+    def trunk_frozen(self) -> bool:
+        """Whether the timm network is frozen (no gradient, batch-norm statistics fixed)."""
+        return getattr(self, "_trunk_frozen", False)
+
+    def freeze_trunk(self) -> None:
+        """Freeze the timm network for training: only the neck and skips (and everything
+        after the encoder) learn, and the trunk's features of a view can be computed once
+        and reused (:meth:`trunk_maps`, ``maps`` of :meth:`forward`)."""
+        self._trunk_frozen = True
+        for parameter in self.net.parameters():
+            parameter.requires_grad_(False)
+        self.net.eval()
+
+    def train(self, mode: bool = True) -> "Backbone":
+        super().train(mode)
+        if self.trunk_frozen:
+            self.net.eval()  # pretrained batch-norm statistics stay as they are
+        return self
+
+    def trunk_maps(self, images: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """The conv trunk's feature maps at strides 4, 8, 16 and 32 (no gradient when frozen).
+
+        Parameters
+        ----------
+        images, valid
+            As for :meth:`forward`.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (B, C4, S/4, S/4), (B, C8, S/8, S/8), (B, C16, S/16, S/16), (B, C32, S/32, S/32).
+        """
+        if self.kind == "vit":
+            raise ValueError("trunk maps exist for conv backbones only")
+        x = (images - self.mean) / self.std
+        if valid is not None:
+            x = x * valid.to(x.dtype)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.trunk_frozen):
+            feats = self.net(x)
+        return tuple(feats[self.level_index[s]] for s in (4, 8, 16, 32))
+
+    def forward(self, images: torch.Tensor | None, valid: torch.Tensor | None = None,
+                maps: tuple[torch.Tensor, ...] | None = None) -> EncoderFeatures:
         """Encode padded images.
 
         Parameters
         ----------
-        images : torch.Tensor
-            (B, 3, S, S) RGB in [0, 1] (see :func:`~napari_ois.model.preprocess.preprocess_image`).
+        images : torch.Tensor or None
+            (B, 3, S, S) RGB in [0, 1] (see :func:`~napari_ois.model.preprocess.preprocess_image`);
+            may be None when ``maps`` is given.
         valid : torch.Tensor, optional
             (B, 1, S, S) bool, True on image content; padding is set to the mean
             colour (0 after normalisation) so it carries no false edge.
+        maps : tuple of torch.Tensor, optional
+            The frozen trunk's :meth:`trunk_maps` of these images, computed earlier
+            (cached training views): only the neck and skips run.
         """
-        x = (images - self.mean) / self.std
-        if valid is not None:
-            x = x * valid.to(x.dtype)
         if self.kind == "vit":
+            x = (images - self.mean) / self.std
+            if valid is not None:
+                x = x * valid.to(x.dtype)
             return EncoderFeatures(self.neck(self._vit_tokens(x)))
-        feats = self.net(x)
-        f4, f8, f16, f32 = (feats[self.level_index[s]] for s in (4, 8, 16, 32))
+        if maps is None:
+            maps = self.trunk_maps(images, valid)
+        elif not self.trunk_frozen:
+            raise ValueError("cached trunk maps need a frozen trunk (freeze_trunk)")
+        f4, f8, f16, f32 = (m.float() for m in maps)
         f32 = F.interpolate(f32, size=f16.shape[-2:], mode="bilinear", align_corners=False)
         tokens = self.neck(torch.cat([f16, f32], dim=1))
         return EncoderFeatures(tokens, self.skip8(f8), self.skip4(f4))

@@ -28,13 +28,15 @@ class ModelConfig:
         Name of the preset this config started from (informational).
     backbone : str
         timm model name; always created with ``pretrained=False`` unless
-        ``backbone_weights`` names a local file.
+        ``backbone_weights`` names weights.
     backbone_kind : {"vit", "conv"}
         ``vit``: plain ViT with patch 16 (tokens from its last block); ``conv``: a
         convolutional net through ``features_only`` (strides 4, 8, 16, 32).
     backbone_weights : str or None
-        Optional local file of backbone weights (e.g. MAE) loaded through timm
-        when the model is first built for training; ignored when loading a checkpoint.
+        Optional backbone weights loaded when the model is first built for training
+        (ignored when loading a checkpoint, which carries every weight): a local file
+        loaded through timm (e.g. MAE), or ``"packaged"`` for the weights inside a
+        registry package (:mod:`napari_ois.model.pretrained`).
     image_size : int
         Side S of the square model input (longest-side resize, then pad).
     embed_dim : int
@@ -221,6 +223,11 @@ PRESETS: dict[str, ModelConfig] = {
     # The shipped CPU model: "tiny" at 256 px refining the classical backend's probability
     # (a strong cue a CPU-trained network need not learn from scratch; issue #5).
     "tiny-prior": ModelConfig(preset="tiny-prior", image_size=256, use_prior=True),
+    # Pretrained on ImageNet (weights from a registry package, model/pretrained.py):
+    # EfficientNet-Lite0 (3.4M params in the trunk, features at strides 2-32 with
+    # 16/24/40/112/320 channels) at 320 px, refining the classical prior like tiny-prior.
+    "lite0": ModelConfig(preset="lite0", backbone="tf_efficientnet_lite0", backbone_weights="packaged",
+                         image_size=320, use_prior=True),
     # GPUs: ViT-B/16 at 1024 px (the SegNext/OIS setting), 4x4 windows of 16x16 tokens.
     "base": ModelConfig(
         preset="base", backbone="vit_base_patch16_224", backbone_kind="vit", image_size=1024,

@@ -108,8 +108,8 @@ class OISModel(nn.Module):
             self.decoder.zero_output()  # residual on the prior: the untrained net reproduces it
 
     # ------------------------------------------------------------------ encode
-    def encode(self, images: torch.Tensor, valid_hw: torch.Tensor | None = None,
-               depth: torch.Tensor | None = None) -> EncoderCache:
+    def encode(self, images: torch.Tensor | None, valid_hw: torch.Tensor | None = None,
+               depth: torch.Tensor | None = None, trunk_maps: tuple[torch.Tensor, ...] | None = None) -> EncoderCache:
         """Run the heavy part once.
 
         Parameters
@@ -121,18 +121,22 @@ class OISModel(nn.Module):
         depth : torch.Tensor, optional
             (B, 1, S, S) user depth (any monotonic scale, larger = closer), resized
             and padded like the image; used when ``depth_source == "user"``.
+        trunk_maps : tuple of torch.Tensor, optional
+            A frozen conv trunk's maps of ``images`` computed earlier
+            (:meth:`~napari_ois.model.backbone.Backbone.trunk_maps`); ``images`` may then be None.
         """
         size = self.config.image_size
-        b = images.shape[0]
+        ref = images if images is not None else trunk_maps[0]
+        b, device = ref.shape[0], ref.device
         if valid_hw is None:
-            valid_hw = torch.full((b, 2), size, dtype=torch.long, device=images.device)
-        valid_hw = valid_hw.to(images.device).long()
-        feats = self.backbone(images, valid_mask(valid_hw, size, size))
+            valid_hw = torch.full((b, 2), size, dtype=torch.long, device=device)
+        valid_hw = valid_hw.to(device).long()
+        feats = self.backbone(images, valid_mask(valid_hw, size, size), maps=trunk_maps)
         cache_depth = None
         if self.depth_head is not None:
             cache_depth = self.depth_head(feats.tokens, feats.skip8)
         elif self.config.order_active and self.config.depth_source == "user" and depth is not None:
-            cache_depth = user_depth_to_grid(depth.to(images.device), size)
+            cache_depth = user_depth_to_grid(depth.to(device), size)
         return EncoderCache(feats.tokens, valid_hw, feats.skip8, feats.skip4, cache_depth)
 
     # ------------------------------------------------------------- per click

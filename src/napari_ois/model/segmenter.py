@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..core.classical.motion import estimate_motion, shift_map
 from ..core.clicks import Click
-from ..core.quality import OIS_CALIBRATION, Calibration, predicted_iou
+from ..core.quality import OIS_CALIBRATION, OIS_TRACK_CALIBRATION, Calibration, predicted_iou
 from ..core.segmenter import Prediction, Reference
 from .checkpoint import load_model
 from .layers import area_resize
@@ -143,6 +143,9 @@ class OISSegmenter:
         # Maps a propagation step's raw score to a predicted IoU (None: raw boundary
         # confidence, as the calibration script needs to fit it).
         self.quality_calibration: Calibration | None = OIS_CALIBRATION
+        # What the session makes of that predicted IoU once the frame is written: colour
+        # match with the keyframes and distance to them (core/track_quality.py).
+        self.track_calibration: Calibration | None = OIS_TRACK_CALIBRATION
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | None = None, device: str = "auto") -> "OISSegmenter":

@@ -83,7 +83,7 @@ def _images(batch: dict, key: str, device) -> torch.Tensor:
     return t.contiguous(memory_format=torch.channels_last)
 
 
-def _valid_hw(ignore: np.ndarray) -> torch.Tensor:
+def valid_extent(ignore: np.ndarray) -> torch.Tensor:
     """(B, 2) image extent from the padding (padding is bottom/right and ignored)."""
     rows = (~ignore).any(axis=2)
     cols = (~ignore).any(axis=1)
@@ -236,6 +236,7 @@ def training_step(
     settings: StepSettings,
     device: torch.device | str = "cpu",
     n_iter: int | None = None,
+    trunk: tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]] | None = None,
 ) -> dict[str, torch.Tensor | float]:
     """Forward the batch with simulated clicks; returns the losses (``loss`` has a graph).
 
@@ -250,18 +251,24 @@ def training_step(
         ``settings.max_iter_clicks``). Data-parallel workers pass one shared draw: each
         round reruns the classical prior, so a worker drawing more rounds than the
         others would keep them all waiting at the gradient average.
+    trunk : tuple, optional
+        (maps, ref_maps): a frozen trunk's cached maps of the images and the reference
+        images (:class:`~napari_ois.train.feature_pool.FeaturePool`); only the neck
+        onwards runs on them.
     """
     batch = stack_samples(samples)
     b, size = len(samples), batch["mask"].shape[-1]
     images = _images(batch, "image", device)
-    valid_hw = _valid_hw(batch["ignore"])
-    cache = model.encode(images, valid_hw)
+    valid_hw = valid_extent(batch["ignore"])
+    maps, ref_maps = trunk if trunk is not None else (None, None)
+    to_device = lambda m: None if m is None else tuple(t.to(device) for t in m)  # noqa: E731
+    cache = model.encode(images, valid_hw, trunk_maps=to_device(maps))
 
     reference = None
     has_ref = torch.from_numpy(batch["has_ref"])
     if model.reference_encoder is not None and bool(has_ref.any()):
         with torch.no_grad():
-            ref_cache = model.encode(_images(batch, "ref_image", device), valid_hw)
+            ref_cache = model.encode(_images(batch, "ref_image", device), valid_hw, trunk_maps=to_device(ref_maps))
         if settings.rollout_reference_prob > 0:  # no draw when off: older runs replay unchanged
             rollout = batch["has_ref"] & (rng.random(b) < settings.rollout_reference_prob)
             steps = 1

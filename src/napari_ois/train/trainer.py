@@ -39,6 +39,7 @@ from ..model.segmenter import OISSegmenter
 from ..progress_bar import ProgressBar
 from .object_sets import ObjectSet, is_held_out_image
 from .real_data import default_data_root, mixed_stream
+from .feature_pool import FeaturePool
 from .step import StepSettings, training_step
 
 
@@ -69,6 +70,12 @@ class TrainConfig:
     step: StepSettings = field(default_factory=StepSettings)
     workers: int = 1
     keep_every: int = 0
+    # The CPU regime for pretrained trunks (issue #19): the timm network frozen, and with
+    # pool_size > 0 its features of each augmented view cached and reused pool_reuse times
+    # (train/feature_pool.py).
+    freeze_trunk: bool = False
+    pool_size: int = 0
+    pool_reuse: int = 4
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
@@ -134,7 +141,9 @@ class Trainer:
             model = load_model(self.cfg.init_checkpoint, "cpu")
         else:
             config = preset_config(self.cfg.preset, image_size=self.cfg.image_size, **self.cfg.model_overrides)
-            model = OISModel(config)
+            model = OISModel(config, load_backbone_weights=True)  # pretrained trunk where the preset names one
+        if self.cfg.freeze_trunk or self.cfg.pool_size:
+            model.backbone.freeze_trunk()
         return model.to(memory_format=torch.channels_last).train()
 
     def _resume(self) -> None:
@@ -240,6 +249,7 @@ class Trainer:
         stream = mixed_stream(cfg.seed, cfg.image_size, cfg.weights, cfg.data_root,
                               start=self.samples + self.rank, stride=self.world,
                               objects_root=cfg.objects_root, exclude_objects=is_held_out_image)
+        pool = FeaturePool(self.model, stream, cfg.pool_size, cfg.pool_reuse, self.device) if cfg.pool_size else None
         items = validation_items(cfg) if cfg.validate_every and self.writes else []
         started, last_save, first_step = time.perf_counter(), time.perf_counter(), self.step
         window: list[dict] = []
@@ -247,14 +257,19 @@ class Trainer:
         with ProgressBar(cfg.steps, "train", unit="step", quiet=not self.writes, initial=self.step) as bar:
             while self.step < cfg.steps:
                 tick = time.perf_counter()
-                samples = [next(stream) for _ in range(cfg.batch_size)]
+                trunk, encoded_before = None, pool.encoded if pool is not None else 0
+                if pool is not None:
+                    samples, *trunk = pool.draw(cfg.batch_size, np.random.default_rng([cfg.seed, 17, self.step, self.rank]))
+                else:
+                    samples = [next(stream) for _ in range(cfg.batch_size)]
                 for group in self.optimizer.param_groups:
                     group["lr"] = _lr_at(cfg, self.step)
                 rng = self._sample_rng()
                 # Torch's own randomness (order dropout) seeded per step too: a resumed run
                 # continues exactly as an uninterrupted one.
                 torch.manual_seed(cfg.seed * 1_000_003 + self.step + 7919 * self.rank)
-                out = training_step(self.model, samples, rng, cfg.step, self.device, n_iter=self._shared_click_rounds())
+                out = training_step(self.model, samples, rng, cfg.step, self.device, n_iter=self._shared_click_rounds(),
+                                    trunk=trunk)
                 self.optimizer.zero_grad(set_to_none=True)
                 out["loss"].backward()
                 want_stop = ((max_seconds is not None and time.perf_counter() - started > max_seconds)
@@ -264,10 +279,14 @@ class Trainer:
                 self.optimizer.step()
                 self.step += 1
                 bar.update()
-                self.samples += cfg.batch_size * self.world
+                # Samples read from the stream (where a resumed run continues it): with a pool,
+                # only the fresh views it encoded.
+                fresh = pool.encoded - encoded_before if pool is not None else cfg.batch_size
+                self.samples += fresh * self.world
                 elapsed = time.perf_counter() - tick
                 self.wall_time += elapsed
-                window.append({k: float(v.item() if torch.is_tensor(v) else v) for k, v in out.items()} | {"s": elapsed})
+                window.append({k: float(v.item() if torch.is_tensor(v) else v) for k, v in out.items()}
+                              | {"s": elapsed, "fresh_views": fresh})
                 if self.step % cfg.log_every == 0:
                     record = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
                     record = {k: round(v, 4) for k, v in self._mean_over_workers(record).items()}
