@@ -32,7 +32,8 @@ from scipy.stats import spearmanr
 
 from napari_ois.core.quality import (FEATURE_SIGNS, FEATURES, OIS_CALIBRATION, TRACK_FEATURES, Calibration,
                                      colour_counts, colour_match, fit_calibration, quality_features)
-from napari_ois.core.segmenter import Reference, get_segmenter
+from napari_ois.core.segmenter import Reference
+from napari_ois.core.backends import get_segmenter
 from napari_ois.train.real_data import default_data_root
 
 ROOT = Path(__file__).resolve().parent.parent

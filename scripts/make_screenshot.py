@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _segmenter_factory():
     """The widget's default backend when it loads, else a plain brightness fallback."""
     from napari_ois.core.errors import OISError
-    from napari_ois.core.segmenter import DEFAULT_BACKEND, get_segmenter
+    from napari_ois.core.backends import DEFAULT_BACKEND, get_segmenter
 
     try:
         get_segmenter(DEFAULT_BACKEND)

@@ -109,7 +109,7 @@ def _child(storage: str, n_frames: int, height: int, width: int) -> dict:
     # config.cache_mb) and the undo history (packed masks).
     session = widget.session
     figures["embedding_cache_mb"] = round(session.cache.nbytes / 2**20)
-    figures["undo_history_mb"] = round(sum(a.nbytes for a in session._undo) / 2**20, 1)
+    figures["undo_history_mb"] = round(sum(a.nbytes for a in session.undo_stack) / 2**20, 1)
     folder = widget.labels_layer.metadata.get("napari_ois_labels_folder")
     if folder:  # what the labels take on disk (compressed, empty planes not stored)
         from pathlib import Path

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from napari_ois.core.segmenter import get_segmenter
-from napari_ois.evaluate.datasets import load_sequences
+from napari_ois.core.backends import get_segmenter
+from napari_ois.datasets.loaders import load_sequences
 from napari_ois.evaluate.propagation_eval import evaluate_sequence
 
 ROOT = Path(__file__).resolve().parent.parent

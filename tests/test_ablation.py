@@ -12,7 +12,7 @@ from napari_ois.core.classical.segmenter import ClassicalSegmenter
 from napari_ois.core.errors import InputError
 from napari_ois.evaluate.ablation import VARIANTS, ablated, ablated_segmenter, run_ablation
 from napari_ois.evaluate.click_eval import evaluate_clicks, summarize
-from napari_ois.evaluate.datasets import load_click_items
+from napari_ois.datasets.loaders import load_click_items
 from napari_ois.model import OISModel, preset_config, save_checkpoint
 
 

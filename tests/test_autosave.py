@@ -34,7 +34,8 @@ from napari_ois.core.autosave import (
 )
 from napari_ois.core.clicks import Click
 from napari_ois.core.errors import InputError
-from napari_ois.core.segmenter import Prediction, get_segmenter
+from napari_ois.core.segmenter import Prediction
+from napari_ois.core.backends import get_segmenter
 from napari_ois.core.session import AnnotationSession
 
 TESTS = Path(__file__).parent
@@ -96,15 +97,15 @@ def test_restore_brings_back_labels_clicks_keyframes_scores_and_history(tmp_path
     assert list(again.prompts) == list(session.prompts)
     assert again.keyframes == session.keyframes
     assert again.scores == session.scores
-    assert [a.kind for a in again._undo] == [a.kind for a in session._undo]
-    assert [a.frames for a in again._undo] == [a.frames for a in session._undo]
-    assert len(again._redo) == len(session._redo) == 1
+    assert [a.kind for a in again.undo_stack] == [a.kind for a in session.undo_stack]
+    assert [a.frames for a in again.undo_stack] == [a.frames for a in session.undo_stack]
+    assert len(again.redo_stack) == len(session.redo_stack) == 1
     # The click probabilities too (the next click on a frame refines them, not the mask).
     assert again._probs.keys() == session._probs.keys()
     for key, prob in session._probs.items():
         assert np.array_equal(np.asarray(again._probs[key]), np.asarray(prob)), key
     # The history works after the restore as it did before: redo, then undo everything.
-    for step in ["redo"] + ["undo"] * len(session._undo) + ["redo", "redo"]:
+    for step in ["redo"] + ["undo"] * len(session.undo_stack) + ["redo", "redo"]:
         getattr(again, step)()
         getattr(session, step)()
         assert np.array_equal(labels_of(again), labels_of(session)), step
@@ -212,8 +213,8 @@ def test_kill_mid_propagation_loses_no_completed_frame(tmp_path, kill_after):
         assert frame in session.scores[obj]
     # The cut run is one undo step holding the frames it finished ...
     killed_obj = reported[-1][0]
-    journaled = set(session._undo[-1].frames)
-    assert session._undo[-1].object_id == killed_obj and {f for o, f in reported if o == killed_obj} <= journaled
+    journaled = set(session.undo_stack[-1].frames)
+    assert session.undo_stack[-1].object_id == killed_obj and {f for o, f in reported if o == killed_obj} <= journaled
     session.undo()
     assert not any((labels_of(session)[f] == killed_obj).any() for f in journaled)
     session.redo()
@@ -239,7 +240,7 @@ def test_a_multi_object_run_cut_short_is_restored_and_replayed(tmp_path):
     (again,) = restored.sessions.values()
     assert np.array_equal(restored.labels, expected)
     assert np.array_equal(expected[:6], truth[:6]) and not expected[6:].any()
-    assert sorted(again._undo[-1].frames) == [1, 2, 3, 4, 5]  # the cut run is one undo step
+    assert sorted(again.undo_stack[-1].frames) == [1, 2, 3, 4, 5]  # the cut run is one undo step
     again.undo()
     assert not labels_of(again)[1:].any()
     result = replay_autosave(autosave_folder(path), segmenter_factory=fake_factory)

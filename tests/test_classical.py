@@ -7,7 +7,8 @@ import pytest
 
 from napari_ois.core.classical import ClassicalEmbedding, ClassicalSegmenter
 from napari_ois.core.clicks import Click
-from napari_ois.core.segmenter import Prediction, Reference, embedding_nbytes, get_segmenter
+from napari_ois.core.segmenter import Prediction, Reference, embedding_nbytes
+from napari_ois.core.backends import get_segmenter
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -221,7 +221,7 @@ def test_bench_writes_the_contract_json(tmp_path, capsys):
 
 
 def test_grabcut_layout_has_an_ignore_band(tmp_path):
-    from napari_ois.evaluate.datasets import load_click_items
+    from napari_ois.datasets.loaders import load_click_items
 
     (tmp_path / "data_GT").mkdir()
     (tmp_path / "boundary_GT").mkdir()

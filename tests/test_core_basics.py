@@ -145,7 +145,7 @@ def test_embedding_cache_recounts_an_embedding_that_grew():
 
 def test_a_session_records_the_backend_it_runs_and_defaults_to_ois():
     from napari_ois.core.classical import ClassicalSegmenter
-    from napari_ois.core.segmenter import DEFAULT_BACKEND
+    from napari_ois.core.backends import DEFAULT_BACKEND
     from napari_ois.core.session import AnnotationSession
 
     assert AnnotationConfig().backend == DEFAULT_BACKEND == "ois"

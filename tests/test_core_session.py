@@ -181,3 +181,15 @@ def test_scores_and_worst_frame(squares, fake_segmenter):
     session.run_propagation(1, "forward")
     assert set(session.scores[1]) == set(range(10))  # the clicked frame is scored too
     assert session.worst_frame(1) in range(1, 10)  # keyframes are never the 'worst'
+
+
+def test_correction_start_is_a_keyframe_of_an_already_propagated_object(squares, fake_segmenter):
+    video, _ = squares
+    session = make_session(video, fake_segmenter)
+    session.add_click(Click(1, 0, 8, 3))
+    assert session.correction_start(1, 0) is None  # annotated, never propagated: a full run
+    session.run_propagation(1, "forward")
+    assert session.correction_start(1, 4) is None  # a propagated frame, not a keyframe
+    session.set_keyframe_mask(1, 4, session.object_mask(1, 4))
+    assert session.correction_start(1, 4) == 4
+    assert session.correction_start(2, 4) is None  # another object: nothing propagated

@@ -102,14 +102,14 @@ def test_video_random_access_gives_the_right_frames(video, sequential, seek):
 def test_inexact_seeking_falls_back_to_skipping(video, monkeypatch):
     from napari_ois.core.io import video as video_module  # VideoReader looks the prober up there
 
-    real_probe = video_module._probe_video
+    real_probe = video_module.probe_video
 
     def probe_with_wrong_times(path):  # a container whose timestamps mislead -ss by 3 frames
         probe = real_probe(path)
         probe.seek_times = probe.seek_times[3:] + [probe.seek_times[-1]] * 3
         return probe
 
-    monkeypatch.setattr(video_module, "_probe_video", probe_with_wrong_times)
+    monkeypatch.setattr(video_module, "probe_video", probe_with_wrong_times)
     with pytest.warns(UserWarning, match="not frame-accurate"):
         reader = VideoReader(video, max_skip=1)
     assert [_square_x(reader.read(i)) for i in (9, 2, 3)] == [36, 8, 12]

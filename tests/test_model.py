@@ -16,7 +16,8 @@ from napari_ois.core.clicks import Click
 from napari_ois.core.config import AnnotationConfig
 from napari_ois.core.errors import BackendUnavailable, InputError
 from napari_ois.core.frames import FrameStack, StackNormalizer
-from napari_ois.core.segmenter import Reference, get_segmenter
+from napari_ois.core.segmenter import Reference
+from napari_ois.core.backends import get_segmenter
 from napari_ois.core.session import AnnotationSession
 from napari_ois.model import (
     PRESETS, ModelConfig, OISModel, OISSegmenter, PromptBatch, ReferencePrompt, load_model, preset_config,

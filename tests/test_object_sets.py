@@ -9,7 +9,7 @@ from PIL import Image
 
 from napari_ois.cli import main
 from napari_ois.core.errors import InputError
-from napari_ois.train.object_sets import ObjectSet, polygons_to_mask, rle_counts, rle_to_mask
+from napari_ois.datasets.object_sets import ObjectSet, polygons_to_mask, rle_counts, rle_to_mask
 from napari_ois.train.real_data import CocoObjects
 from napari_ois.train.trainer import TrainConfig, validation_items
 

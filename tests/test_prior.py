@@ -161,3 +161,26 @@ def test_rollout_back_and_forth_keeps_following_the_object():
     # frame, on the moved object, not on the degraded mask nor the current frame's.
     assert (rolled & ref_truth).sum() / (rolled | ref_truth).sum() > 0.8
     assert (rolled & ref_truth).sum() > (rolled & mask & ~ref_truth).sum()
+
+
+def test_training_and_inference_join_residual_and_prior_through_one_function(monkeypatch):
+    """forward_prompt (training) and the segmenter (inference) both call OISModel.add_prior."""
+    from napari_ois.model.prompts import PromptBatch
+
+    model = _prior_model().eval()
+    with torch.no_grad():
+        model.prior_fusion.gain.fill_(0.7)
+    cache = model.encode(torch.rand(1, 3, 64, 64))
+    prompts = PromptBatch.from_clicks([[(20.0, 30.0, True)]], device="cpu")
+    prompts.prior = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        joined = model.forward_prompt(cache, prompts)
+        residual = model.forward_prompt(cache, prompts, add_prior=False)
+        torch.testing.assert_close(joined, model.add_prior(residual, prompts.prior))
+    calls = []
+    original = OISModel.add_prior
+    monkeypatch.setattr(OISModel, "add_prior", lambda self, r, p: calls.append(r.shape) or original(self, r, p))
+    segmenter = OISSegmenter(model, "cpu")
+    image, _ = _scene()
+    segmenter.predict(segmenter.encode(image), [Click(1, 0, 35, 45, True)])
+    assert calls and calls[-1][-2:] == image.shape[:2]  # the last join is at full frame resolution

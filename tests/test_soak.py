@@ -36,7 +36,7 @@ def test_every_undo_and_redo_returns_the_exact_earlier_labels():
     for _ in range(400):
         op = mix.next()
         before = session.labels.copy()
-        steps = len(session._undo)
+        steps = len(session.undo_stack)
         _apply(session, op)
         if op[0] == "undo" and undo_snapshots:
             assert np.array_equal(session.labels, undo_snapshots.pop())
@@ -44,12 +44,12 @@ def test_every_undo_and_redo_returns_the_exact_earlier_labels():
         elif op[0] == "redo" and redo_snapshots:
             assert np.array_equal(session.labels, redo_snapshots.pop())
             undo_snapshots.append(before)
-        elif len(session._undo) > steps:
+        elif len(session.undo_stack) > steps:
             undo_snapshots.append(before)
             redo_snapshots.clear()
         else:  # nothing recorded, so nothing may have changed
             assert np.array_equal(session.labels, before), op
-        assert len(undo_snapshots) == len(session._undo) and len(redo_snapshots) == len(session._redo)
+        assert len(undo_snapshots) == len(session.undo_stack) and len(redo_snapshots) == len(session.redo_stack)
         # clicks, keyframes and probabilities follow the labels
         for obj in session.objects():
             for frame in session.keyframes_of(obj):
@@ -66,7 +66,7 @@ def test_redo_restores_the_probability_a_click_left():
     session.redo()
     assert np.array_equal(np.asarray(session._probs[(1, 0)]), after)
     # the history holds packed maps, far smaller than float32 ones
-    for action in session._undo:
+    for action in session.undo_stack:
         for states in action.probs.values():
             assert all(s is None or isinstance(s, PackedProb) for s in states)
     assert history_bytes(session) < 2 * after.nbytes / 10
@@ -81,7 +81,7 @@ def test_undo_history_keeps_within_its_budget_and_the_latest_steps():
         snapshots.append(session.labels.copy())
         cy, cx = video.center(k % 4)
         session.add_click(Click(1 + k % 2, k % 4, cy + rng.uniform(-20, 20), cx + rng.uniform(-20, 20), k % 3 > 0))
-    kept = len(session._undo)
+    kept = len(session.undo_stack)
     assert 1 <= kept < 30 and session.forgotten_steps == 30 - kept
     assert history_bytes(session) <= 0.02 * 2**20 or kept == 1
     while session.undo() is not None:
@@ -95,11 +95,11 @@ def test_keyframe_sets_are_shared_between_clicks():
     cy, cx = video.center(0)
     for k in range(5):
         session.add_click(Click(1, 0, cy + k, cx))
-    sets = [a.keyframes for a in session._undo]
+    sets = [a.keyframes for a in session.undo_stack]
     assert all(s[0] is sets[1][0] and s[1] is sets[1][0] for s in sets[1:])  # one frozenset, not 8
     session.undo()
     session.add_click(Click(1, 1, *video.center(1)))
-    assert session._undo[-1].keyframes == (frozenset({0}), frozenset({0, 1}))
+    assert session.undo_stack[-1].keyframes == (frozenset({0}), frozenset({0, 1}))
 
 
 def test_packed_probability_round_trip():

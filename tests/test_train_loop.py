@@ -9,9 +9,9 @@ import torch
 from napari_ois.core.click_simulator import error_distances
 from napari_ois.core.clicks import Click
 from napari_ois.core.frames import FrameStack
-from napari_ois.core.segmenter import get_segmenter
+from napari_ois.core.backends import get_segmenter
 from napari_ois.core.session import AnnotationSession
-from napari_ois.train.object_sets import is_held_out_image
+from napari_ois.datasets.object_sets import is_held_out_image
 from napari_ois.train.trainer import TrainConfig, Trainer
 
 SYNTHETIC_ONLY = {"synthetic": 1.0, "microscopy": 1.0}  # no dependency on ../shared/data

@@ -20,7 +20,7 @@ from napari.utils.key_bindings import coerce_keybinding
 
 from napari_ois._widgets import AnnotateObjectsWidget
 from napari_ois.core.clicks import read_prompts
-from napari_ois.core.segmenter import get_segmenter
+from napari_ois.core.backends import get_segmenter
 
 # (The triton/Mesa LLVM clash that a late model import used to cause inside napari is
 # handled by napari_ois._widgets and tested in test_widget_ois_import.py.)

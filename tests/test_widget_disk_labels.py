@@ -20,7 +20,7 @@ from conftest import moving_squares, open_in_napari
 from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
 
-from napari_ois._widgets._disk_labels import FOLDER_KEY, ScratchLabels, goes_on_disk
+from napari_ois.core.io.scratch_labels import FOLDER_KEY, ScratchLabels, goes_on_disk
 from napari_ois.core.autosave import read_autosave
 from napari_ois.core.embedding_store import DiskEmbeddingStore
 

@@ -17,7 +17,7 @@ viewer = napari.Viewer(show=True)          # the canvas loads the GL driver firs
 viewer.add_image(np.zeros((2, 40, 48), np.uint8))
 from napari_ois._widgets import AnnotateObjectsWidget   # what napari does when the widget opens
 from napari_ois.model.checkpoint import make_random_checkpoint
-from napari_ois.core.segmenter import get_segmenter
+from napari_ois.core.backends import get_segmenter
 from napari_ois.core.clicks import Click
 make_random_checkpoint(sys.argv[1], preset="test")
 segmenter = get_segmenter("ois", "cpu", sys.argv[1])

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from napari_ois.core.segmenter import Prediction, get_segmenter
+from napari_ois.core.segmenter import Prediction
+
+from napari_ois.core.backends import get_segmenter
 from napari_ois.evaluate.click_eval import EVAL_THRESHOLD, evaluate_clicks, summarize
 from napari_ois.train.trainer import TrainConfig, validation_items
 

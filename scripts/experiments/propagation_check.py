@@ -35,7 +35,9 @@ import numpy as np
 import tifffile
 import torch
 
-from napari_ois.core.segmenter import Reference, get_segmenter
+from napari_ois.core.segmenter import Reference
+
+from napari_ois.core.backends import get_segmenter
 from napari_ois.evaluate.ablation import ablated
 from napari_ois.model.checkpoint import load_model
 from napari_ois.model.segmenter import OISSegmenter

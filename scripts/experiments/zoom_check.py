@@ -11,7 +11,7 @@ import time
 import torch
 
 from napari_ois.evaluate.click_eval import evaluate_clicks, summarize
-from napari_ois.evaluate.datasets import load_click_items
+from napari_ois.datasets.loaders import load_click_items
 from napari_ois.model.checkpoint import load_model
 from napari_ois.model.segmenter import OISSegmenter
 from napari_ois.model.zoom import ZoomSettings

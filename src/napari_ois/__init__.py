@@ -15,8 +15,22 @@ prefer_passive_waiting()
 from .core.clicks import Click, PromptStore, read_prompts, write_prompts
 from .core.config import AnnotationConfig
 from .core.frames import FrameStack, StackNormalizer
-from .core.segmenter import EmbeddingCache, Prediction, Reference, Segmenter, get_segmenter
+from .core.backends import Backend, get_segmenter, register_backend
+from .core.segmenter import EmbeddingCache, Prediction, Reference, Segmenter
 from .core.session import AnnotationSession
+
+
+def _ois_segmenter(device: str, checkpoint: str | None) -> Segmenter:
+    # Imported here: torch/timm load only when this backend is asked for.
+    from .model.segmenter import OISSegmenter
+
+    # checkpoint None = the packaged default; BackendUnavailable when none is installed.
+    return OISSegmenter.from_checkpoint(checkpoint, device)
+
+
+# The trained network lives outside the core: registered here, so the core never imports it.
+register_backend(Backend("ois", "the order-aware network with the packaged trained checkpoint (torch)",
+                         _ois_segmenter, takes_checkpoint=True))
 
 __all__ = [
     "__version__",

@@ -14,9 +14,9 @@ from typing import Sequence
 
 from .core.config import DEVICES, DIRECTIONS, AnnotationConfig
 from .core.errors import OISError
-from .core.segmenter import BACKENDS, DEFAULT_BACKEND
+from .core.backends import DEFAULT_BACKEND, backend_names
 from .progress_bar import message, output, set_quiet
-from .evaluate.datasets import CLICK_FORMATS, PROPAGATION_FORMATS
+from .datasets.layouts import CLICK_FORMATS, PROPAGATION_FORMATS
 from .evaluate.propagation_eval import INIT_MODES
 
 
@@ -51,7 +51,7 @@ def _subcommand(sub, name: str, summary: str, description: str | None = None) ->
 
 
 def _add_backend_options(parser: argparse.ArgumentParser, checkpoint_help: str | None = None) -> None:
-    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=backend_names(),
                         help="segmenter: ois (the packaged trained checkpoint), classical (training-free, "
                              "fastest), grabcut-cv (OpenCV GrabCut)")
     parser.add_argument("--checkpoint", default=None,

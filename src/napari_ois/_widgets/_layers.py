@@ -18,7 +18,7 @@ import numpy as np
 from napari_ois.core.clicks import Click
 from napari_ois.core.errors import InputError
 
-from . import _disk_labels
+from napari_ois.core.io import scratch_labels
 
 if TYPE_CHECKING:
     import napari
@@ -98,7 +98,7 @@ def ensure_objects_layer(
     image : napari.layers.Image
     on_disk_above_mb : float, optional
         A new layer whose labels would take more than this many MiB in memory is backed
-        by a zarr array on disk (see :mod:`._disk_labels`); 0 = always, None = never.
+        by a zarr array on disk (see :mod:`napari_ois.core.io.scratch_labels`); 0 = always, None = never.
     scratch_dir : str or Path, optional
         Parent folder of that zarr array (the system temp folder when None).
 
@@ -116,7 +116,7 @@ def ensure_objects_layer(
             isinstance(layer, Labels)
             and layer.name.startswith(OBJECTS_NAME)
             and tuple(layer.data.shape) == shape
-            and (isinstance(layer.data, np.ndarray) or _disk_labels.scratch_of(layer) is not None)
+            and (isinstance(layer.data, np.ndarray) or scratch_labels.scratch_of(layer) is not None)
             and _same_geometry(layer, image)
         ):
             return layer
@@ -131,8 +131,8 @@ def ensure_objects_layer(
         opacity=FILLED_OPACITY,  # the widget then applies its view (show_filled)
         colormap=CyclicLabelColormap(colors=OBJECT_COLORS),
     )
-    if _disk_labels.goes_on_disk(shape, on_disk_above_mb):
-        return _disk_labels.add_disk_labels_layer(viewer, shape, scratch_dir, **kwargs)
+    if scratch_labels.goes_on_disk(shape, on_disk_above_mb):
+        return scratch_labels.add_disk_labels_layer(viewer, shape, scratch_dir, **kwargs)
     return viewer.add_labels(np.zeros(shape, dtype=np.uint32), **kwargs)
 
 
@@ -150,7 +150,7 @@ def show_filled(layer: "Labels", filled: bool) -> None:
 
 def labels_on_disk(layer) -> bool:
     """Whether a Labels layer's data is a zarr array on disk made by :func:`ensure_objects_layer`."""
-    return layer is not None and _disk_labels.scratch_of(layer) is not None
+    return layer is not None and scratch_labels.scratch_of(layer) is not None
 
 
 def ensure_prompts_layer(viewer: "napari.Viewer", image: "Image") -> "Points":

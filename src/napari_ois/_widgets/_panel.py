@@ -20,10 +20,10 @@ from qtpy.QtWidgets import (
 )
 
 from napari_ois.core.config import DEVICES, AnnotationConfig
-from napari_ois.core.segmenter import BACKENDS, DEFAULT_BACKEND
+from napari_ois.core.backends import DEFAULT_BACKEND, backend_names
 from napari_ois.threads import usable_cores
 
-from ._disk_labels import DEFAULT_LABELS_ON_DISK_MB
+from napari_ois.core.io.scratch_labels import DEFAULT_LABELS_ON_DISK_MB
 
 HELP = (
     "Click in the 'prompts' layer (add mode) to segment the current object on this frame.\n"
@@ -42,7 +42,7 @@ def build_panel(w: QWidget) -> None:
         "ois (default): the trained model, classical prior + network; the best on every dev set\n"
         "classical: training-free, the fastest; no torch model\n"
         "grabcut-cv: OpenCV's GrabCut driven by the clicks"))
-    w.backend_combo.addItems(list(BACKENDS))
+    w.backend_combo.addItems(list(backend_names()))
     w.backend_combo.setCurrentText(DEFAULT_BACKEND)
     w.device_combo = QComboBox(toolTip="Where torch backends run")
     w.device_combo.addItems(list(DEVICES))

@@ -57,12 +57,8 @@ class PropagationMixin:
             self._apply_contrast()
             session = self.session
             obj = self.object_spin.value()
-            frame = self.current_frame()
-            keyframes = session.keyframes_of(obj)
-            # A correction: the displayed frame is a keyframe and the object was propagated
-            # before (it has scores on frames that are not keyframes).
-            correcting = frame in keyframes and any(f not in keyframes for f in session.scores.get(obj, {}))
-            start = frame if correcting else None
+            start = session.correction_start(obj, self.current_frame())
+            correcting = start is not None
             results = session.propagation(obj, direction, start)
         except OISError as exc:
             self._error(str(exc), warning=True)

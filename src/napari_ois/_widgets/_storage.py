@@ -1,6 +1,6 @@
 """Storage of the widget: labels in memory or on disk, and the on-disk embedding cache.
 
-Labels above a size go into a zarr array on disk (see :mod:`._disk_labels`); every
+Labels above a size go into a zarr array on disk (see :mod:`napari_ois.core.io.scratch_labels`); every
 whole-array operation of the widget (restore, Start fresh) is done here plane by plane,
 so neither storage is ever loaded whole. The embedding cache's disk tier
 (:class:`~napari_ois.core.embedding_store.DiskEmbeddingStore`) lives in the autosave
@@ -19,8 +19,9 @@ import numpy as np
 
 from napari_ois.core.embedding_store import DiskEmbeddingStore
 from napari_ois.core.errors import OISError
+from napari_ois.core.io import scratch_labels
 
-from . import _disk_labels, _layers
+from . import _layers
 
 #: Name prefix of the embedding folders DiskEmbeddingStore makes (left behind by a crash).
 _EMBEDDINGS_PREFIX = "napari-ois-embeddings-"
@@ -50,7 +51,7 @@ class StorageMixin:
         if layer is None:
             text, tip = "", ""
         elif _layers.labels_on_disk(layer):
-            folder = layer.metadata.get(_disk_labels.FOLDER_KEY)
+            folder = layer.metadata.get(scratch_labels.FOLDER_KEY)
             text, tip = "(now: on disk)", f"The objects layer is a zarr array in {folder}"
         else:
             text, tip = "(now: in memory)", f"The objects layer holds {layer.data.nbytes / 2**20:.0f} MB in memory"

@@ -7,7 +7,7 @@ applied on the main thread, so a stopped run leaves each frame untouched or comp
 
 Modules: ``_panel`` (controls), ``_runs`` (propagation), ``_edits`` (objects, undo/redo,
 export), ``_layers`` (layers and coordinates), ``_hooks`` (what is attached to the viewer),
-``_storage`` and ``_disk_labels`` (labels on disk for long data, embedding disk cache).
+``_storage`` (labels on disk for long data via core/io/scratch_labels.py, embedding disk cache).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from napari_ois.core.clicks import Click, read_prompts
 from napari_ois.core.config import AnnotationConfig
 from napari_ois.core.errors import InputError, OISError
 from napari_ois.core.frames import FrameStack, StackNormalizer
-from napari_ois.core.segmenter import Segmenter, get_segmenter
+from napari_ois.core.segmenter import Segmenter
+from napari_ois.core.backends import backend_info, get_segmenter
 from napari_ois.core.session import AnnotationSession
 from napari_ois.threads import configure_threads
 
@@ -154,7 +155,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
 
     def _update_checkpoint_row(self) -> None:
         # Only the 'ois' backend reads a checkpoint; a running propagation keeps its model.
-        self.checkpoint_row.setEnabled(self.backend_combo.currentText() == "ois" and self.worker is None)
+        self.checkpoint_row.setEnabled(self._takes_checkpoint(self.backend_combo.currentText()) and self.worker is None)
 
     # ---------------------------------------------------------- checkpoint
     @property
@@ -338,7 +339,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
             session = self.session
         except OISError as exc:
             message = str(exc)
-            if self.backend_combo.currentText() == "ois" and self._checkpoint is None:
+            if self._takes_checkpoint(self.backend_combo.currentText()) and self._checkpoint is None:
                 # The core message names the CLI option; in the widget the '…' button does it.
                 message += " (in the widget: choose a .pt file with the Checkpoint '…' button)"
             self._error(message)
@@ -361,10 +362,18 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
     def axis(self) -> int:
         return self.axis_spin.value()
 
+    @staticmethod
+    def _takes_checkpoint(backend: str) -> bool:
+        """Whether the backend reads a checkpoint (from the registry; unknown names do not)."""
+        try:
+            return backend_info(backend).takes_checkpoint
+        except OISError:
+            return False
+
     def _config(self) -> AnnotationConfig:
         backend = self.backend_combo.currentText()
         # Recorded only where it is used, so exported settings say which model made the masks.
-        checkpoint = self._checkpoint if backend == "ois" else None
+        checkpoint = self._checkpoint if self._takes_checkpoint(backend) else None
         return AnnotationConfig(
             backend=backend, device=self.device_combo.currentText(), checkpoint=checkpoint, axis=self.axis,
             **self._disk_cache_settings(),

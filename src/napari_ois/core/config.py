@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .errors import InputError
-from .segmenter import DEFAULT_BACKEND
+from .backends import DEFAULT_BACKEND
 
 DIRECTIONS = ("forward", "backward", "both")
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -32,7 +32,7 @@ import numpy as np
 
 from .config import DIRECTIONS
 from .errors import InputError
-from .propagation import FrameResult
+from .propagation import FrameResult, plan_fronts
 from .segmenter import Prediction, Reference
 
 #: Objects whose mean depths differ by less than this fraction of the frame's depth
@@ -192,41 +192,27 @@ class _Front:
         return self.ref_frame + self.step
 
 
-def _forward_fronts(
+def _fronts(
     keyframes: Mapping[int, list[int]],
     keyframe_mask: Callable[[int, int], np.ndarray],
     n_frames: int,
     direction: str,
+    step: int,
+    forward_end: Mapping[tuple[int, int], int] | None = None,
 ) -> list[_Front]:
-    """Forward fronts from every keyframe; with ``both`` they take the first half of a gap."""
+    """Every object's fronts of one sweep direction, as :func:`~napari_ois.core.propagation.plan_fronts`
+    plans them. The forward sweep runs before the backward one, so a forward front stops at
+    its share of a shared gap; a backward front goes on to where the forward front of its
+    gap ended (``forward_end``: (object, keyframe) -> last frame that front reached)."""
     fronts = []
     for obj, keys in keyframes.items():
-        for i, k in enumerate(keys):
-            later = keys[i + 1] if i + 1 < len(keys) else None
-            if later is None:
-                limit = n_frames
-            elif direction == "both":
-                gap = later - k - 1
-                # ceil(gap / 2) frames, as when the single-object fronts alternate.
-                limit = k + (gap + 1) // 2 + 1
-            else:
-                limit = later
-            fronts.append(_Front(obj, k, k, keyframe_mask(obj, k), +1, limit))
-    return fronts
-
-
-def _backward_fronts(
-    keyframes: Mapping[int, list[int]],
-    keyframe_mask: Callable[[int, int], np.ndarray],
-    forward_end: Mapping[tuple[int, int], int],
-) -> list[_Front]:
-    """Backward fronts from every keyframe, stopping where the forward front of the gap ended."""
-    fronts = []
-    for obj, keys in keyframes.items():
-        for i, k in enumerate(keys):
-            earlier = keys[i - 1] if i > 0 else None
-            limit = -1 if earlier is None else forward_end.get((obj, earlier), earlier)
-            fronts.append(_Front(obj, k, k, keyframe_mask(obj, k), -1, limit))
+        for plan in plan_fronts(keys, n_frames, direction):
+            if plan.step != step:
+                continue
+            limit = plan.share_limit if step > 0 else plan.limit
+            if step < 0 and forward_end and plan.limit >= 0:
+                limit = forward_end.get((obj, plan.limit), plan.limit)  # plan.limit: the earlier keyframe
+            fronts.append(_Front(obj, plan.source, plan.source, keyframe_mask(obj, plan.source), step, limit))
     return fronts
 
 
@@ -332,10 +318,11 @@ class _OnePassWalk:
 
     def results(self) -> Iterator[MultiFrameResult]:
         if self.direction in ("forward", "both"):
-            fronts = _forward_fronts(self.keys, self.keyframe_mask, self.n_frames, self.direction)
+            fronts = _fronts(self.keys, self.keyframe_mask, self.n_frames, self.direction, +1)
             yield from self._sweep(fronts, +1)
         if self.direction in ("backward", "both"):
-            yield from self._sweep(_backward_fronts(self.keys, self.keyframe_mask, self.forward_end), -1)
+            fronts = _fronts(self.keys, self.keyframe_mask, self.n_frames, self.direction, -1, self.forward_end)
+            yield from self._sweep(fronts, -1)
 
     def _sweep(self, fronts: list[_Front], step: int) -> Iterator[MultiFrameResult]:
         """Advance all fronts of one direction frame by frame, each frame encoded once."""

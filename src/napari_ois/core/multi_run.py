@@ -3,7 +3,7 @@
 A mixin, so the session module stays small: it computes a run with
 :func:`~napari_ois.core.multi_propagation.propagate_objects`, writes each frame for
 all of its objects in one labels write, and records the run as one undo step (a
-group :class:`~napari_ois.core.session.Action` with one part per object).
+group :class:`~napari_ois.core.history.Action` with one part per object).
 
 Write policy, as for single objects: only pixels that are background or belong to an
 object written on that frame change; objects outside the run, and objects whose
@@ -12,16 +12,15 @@ keyframe this frame is, are never overwritten.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from .errors import InputError
+from .history import Action, pack_mask, unpack_mask
 from .multi_propagation import MultiFrameResult, propagate_objects
 from .segmenter import Prediction, Reference, frame_depth
 
-if TYPE_CHECKING:  # the session imports this module: no runtime import back
-    from .session import Action
 
 
 class MultiObjectRuns:
@@ -80,15 +79,13 @@ class MultiObjectRuns:
 
     def begin_multi_run(
         self, object_ids: Iterable[int], record: bool = True, direction: str | None = None
-    ) -> "Action":
+    ) -> Action:
         """Start recording a multi-object run: one undo step for all its objects.
 
         ``record=False`` keeps no before/after masks (headless runs over long data,
         where the undo history would grow with the frames); such a run is not undoable.
         ``direction`` (as given to :meth:`multi_propagation`) is passed on to observers.
         """
-        from .session import Action
-
         ids = sorted({int(o) for o in object_ids})
         run = Action("propagate", ids[0] if len(ids) == 1 else 0, record=record)
         run.parts = [Action("propagate", o) for o in ids]
@@ -103,13 +100,11 @@ class MultiObjectRuns:
         if notify is not None:
             notify(event, **payload)
 
-    def apply_multi_result(self, run: "Action", result: MultiFrameResult) -> list[int]:
+    def apply_multi_result(self, run: Action, result: MultiFrameResult) -> list[int]:
         """Write one frame for all its objects in one labels write; returns the objects written.
 
         A frame is written whole or not at all, so a stopped run leaves it complete or untouched.
         """
-        from .session import _pack
-
         parts = {p.object_id: p for p in run.parts}
         with self.lock:
             frame = result.frame
@@ -136,8 +131,8 @@ class MultiObjectRuns:
                     part = parts[obj]
                     old_score = self.scores.get(obj, {}).get(frame)
                     part.scores[frame] = (part.scores[frame][0] if frame in part.scores else old_score, score)
-                    first_before = part.masks[frame][0] if frame in part.masks else _pack(before[obj])
-                    part.masks[frame] = (first_before, _pack(updated == obj))
+                    first_before = part.masks[frame][0] if frame in part.masks else pack_mask(before[obj])
+                    part.masks[frame] = (first_before, pack_mask(updated == obj))
                 self.scores.setdefault(obj, {})[frame] = score
             self._tell("multi_frame", run=run, frame=frame, objects=sorted(written))
         return sorted(written)
@@ -148,7 +143,7 @@ class MultiObjectRuns:
         direction: str = "both",
         on_frame: Callable[[MultiFrameResult], None] | None = None,
         record: bool = True,
-    ) -> "Action":
+    ) -> Action:
         """Propagate several objects in one pass and apply each frame (headless use).
 
         ``on_frame(result)`` is called after each frame is written. Returns the run
@@ -165,14 +160,12 @@ class MultiObjectRuns:
             self.end_run(run)
         return run
 
-    def _restore_group(self, action: "Action", after: bool) -> None:
+    def _restore_group(self, action: Action, after: bool) -> None:
         """Undo/redo a multi-object run frame by frame.
 
         On each frame all its objects are cleared first and then redrawn: restoring
         them one by one would let an object's new pixels block another's old ones.
         """
-        from .session import _unpack
-
         side = 1 if after else 0
         for frame in action.frames:
             parts = [p for p in action.parts if frame in p.masks]
@@ -181,8 +174,8 @@ class MultiObjectRuns:
             for part in parts:
                 labels[labels == part.object_id] = 0
             for part in parts:
-                mask = _unpack(part.masks[frame][side], self.frames.shape)
+                mask = unpack_mask(part.masks[frame][side], self.frames.shape)
                 labels[mask & (labels == 0)] = part.object_id
             self.labels[index] = labels
         for part in action.parts:
-            self._apply_state(part, after)
+            self.apply_action_state(part, after)

@@ -63,6 +63,76 @@ class _Walker:
         return self.ref_frame + self.step
 
 
+@dataclass(frozen=True)
+class FrontPlan:
+    """Where one propagation front runs.
+
+    Attributes
+    ----------
+    source : int
+        The keyframe it leaves from.
+    step : int
+        +1 (forward) or -1 (backward).
+    limit : int
+        The frame it must not reach: the neighbouring keyframe (or -1 / the stack length).
+    share_limit : int
+        With a partner front in the same gap (direction ``both``): where its share of the
+        gap ends, ceil(gap / 2) frames for the forward front; else ``limit``. A runner that
+        alternates the fronts frame by frame gets this split by itself (and lets a front go
+        on where its partner stopped early); one that sweeps all forward fronts first uses
+        it as the forward limit.
+    """
+
+    source: int
+    step: int
+    limit: int
+    share_limit: int
+
+
+def plan_fronts(keyframes: Iterable[int], n_frames: int, direction: str, start: int | None = None) -> list[FrontPlan]:
+    """The propagation schedule of one object: the one rule both propagation paths follow.
+
+    A runner stops a front at ``limit``, at a frame another front of the same object
+    already reached (two fronts in one gap meet there), where the object is lost, or
+    where its score falls below ``min_score``.
+
+    Parameters
+    ----------
+    keyframes : iterable of int
+        The object's annotated frames (never overwritten: fronts stop before them).
+    n_frames : int
+        Length of the axis.
+    direction : {"forward", "backward", "both"}
+    start : int, optional
+        A corrected keyframe: fronts leave from it alone, each up to the neighbouring
+        keyframe (or the stack end), with no partner.
+
+    Returns
+    -------
+    list of FrontPlan
+        Per source keyframe in increasing order: its forward front, then its backward one
+        (the order in which alternating fronts give the forward one the first frame of a gap).
+    """
+    keys = sorted({int(k) for k in keyframes})
+    plans = []
+    for k in keys if start is None else [int(start)]:
+        later = next((f for f in keys if f > k), None)
+        earlier = next((f for f in reversed(keys) if f < k), None)
+        if direction in ("forward", "both"):
+            limit = n_frames if later is None else later
+            share = limit
+            if direction == "both" and start is None and later is not None:
+                share = k + (later - k) // 2 + 1  # ceil(gap / 2) frames of the gap later - k - 1
+            plans.append(FrontPlan(k, +1, limit, share))
+        if direction in ("backward", "both"):
+            limit = -1 if earlier is None else earlier
+            share = limit
+            if direction == "both" and start is None and earlier is not None:
+                share = earlier + (k - earlier) // 2  # the rest of the gap: floor(gap / 2) frames
+            plans.append(FrontPlan(k, -1, limit, share))
+    return plans
+
+
 def _make_walkers(
     keyframes: list[int],
     keyframe_mask: Callable[[int], np.ndarray],
@@ -71,16 +141,8 @@ def _make_walkers(
     start: int | None,
 ) -> list[_Walker]:
     """Fronts for a run: from every keyframe (full run) or from ``start`` (correction)."""
-    sources = keyframes if start is None else [start]
-    walkers = []
-    for k in sources:
-        later = [f for f in keyframes if f > k]
-        earlier = [f for f in keyframes if f < k]
-        if direction in ("forward", "both"):
-            walkers.append(_Walker(k, keyframe_mask(k), +1, later[0] if later else n_frames))
-        if direction in ("backward", "both"):
-            walkers.append(_Walker(k, keyframe_mask(k), -1, earlier[-1] if earlier else -1))
-    return walkers
+    return [_Walker(plan.source, keyframe_mask(plan.source), plan.step, plan.limit)
+            for plan in plan_fronts(keyframes, n_frames, direction, start)]
 
 
 def propagate(

@@ -14,7 +14,6 @@ from typing import Any, Callable, Hashable, Protocol, Sequence, runtime_checkabl
 import numpy as np
 
 from .clicks import Click
-from .errors import BackendUnavailable
 
 
 @dataclass
@@ -197,45 +196,3 @@ class EmbeddingCache:
         self.nbytes = 0
         if self.disk is not None:
             self.disk.clear()
-
-
-BACKENDS = ("classical", "ois", "grabcut-cv")
-
-DEFAULT_BACKEND = "ois"
-"""The packaged trained checkpoint: on every dev set it measured at least level with
-``classical`` (COCO-MVal, nuclei, DAVIS-2016, CTC; README and MODEL_CARD.md)."""
-
-
-def get_segmenter(name: str = DEFAULT_BACKEND, device: str = "auto", checkpoint: str | None = None) -> Segmenter:
-    """Build a backend by name.
-
-    Parameters
-    ----------
-    name : {"ois", "classical", "grabcut-cv"}
-        ``ois`` (the default) is the packaged trained checkpoint; ``classical`` is
-        training-free and always available.
-    device : {"auto", "cpu", "cuda", "mps"}
-        Where torch backends run; ignored by numpy backends.
-    checkpoint : str, optional
-        Path of a model checkpoint for the ``ois`` backend.
-
-    Raises
-    ------
-    BackendUnavailable
-        Unknown name, or a backend that cannot run here (with the reason).
-    """
-    if name == "classical":
-        from .classical import ClassicalSegmenter
-
-        return ClassicalSegmenter()
-    if name == "ois":
-        # Imported here: torch/timm load only when this backend is asked for.
-        from ..model.segmenter import OISSegmenter
-
-        # checkpoint None = the packaged default; BackendUnavailable when none is installed.
-        return OISSegmenter.from_checkpoint(checkpoint, device)
-    if name == "grabcut-cv":
-        from .grabcut_cv import GrabCutSegmenter
-
-        return GrabCutSegmenter()
-    raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

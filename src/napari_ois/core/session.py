@@ -25,53 +25,10 @@ from .frames import FrameStack
 from .multi_run import MultiObjectRuns
 from .packed_prob import PackedProb, pack_prob
 from .propagation import FrameResult, propagate
-from .segmenter import BACKENDS, EmbeddingCache, Prediction, Reference, Segmenter, get_segmenter
+from .segmenter import EmbeddingCache, Prediction, Reference, Segmenter
+from .backends import backend_names, get_segmenter
+from .history import Action, pack_mask, unpack_mask
 from .track_quality import TrackQuality
-
-
-def _pack(mask: np.ndarray) -> bytes:
-    """Compress a (Y, X) bool mask; masks are mostly runs, so this is ~100x smaller."""
-    return zlib.compress(np.packbits(mask, axis=None).tobytes(), 1)
-
-
-def _unpack(blob: bytes, shape: tuple[int, int]) -> np.ndarray:
-    bits = np.frombuffer(zlib.decompress(blob), dtype=np.uint8)
-    return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
-
-
-@dataclass
-class Action:
-    """One undoable step: a click, a mask set, a propagation run or a clear.
-
-    ``masks`` maps frame -> (packed mask before, packed mask after) of ``object_id``;
-    ``clicks``, ``keyframes`` and ``probs`` hold the before/after state they touched
-    (``probs`` as :class:`~napari_ois.core.packed_prob.PackedProb`; ``np.asarray`` unpacks).
-    A multi-object run is a group: ``parts`` holds one such action per object
-    (``object_id`` is then 0 unless the run has one object); ``record=False`` runs
-    keep no masks and are not undoable.
-    """
-
-    kind: str
-    object_id: int
-    masks: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
-    clicks: dict[int, tuple[list[Click], list[Click]]] = field(default_factory=dict)
-    keyframes: tuple[frozenset, frozenset] | None = None
-    probs: dict[int, tuple[Any, Any]] = field(default_factory=dict)
-    scores: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)
-    parts: list["Action"] = field(default_factory=list)
-    record: bool = True
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes its packed masks and probabilities hold (what the undo budget counts)."""
-        held = sum(len(b) + len(a) for b, a in self.masks.values())
-        held += sum(getattr(s, "nbytes", 0) for states in self.probs.values() for s in states if s is not None)
-        return held + sum(p.nbytes for p in self.parts)
-
-    @property
-    def frames(self) -> list[int]:
-        """Frames whose labels this action changed."""
-        return sorted(set(self.masks).union(*(p.masks for p in self.parts)))
 
 
 class AnnotationSession(MultiObjectRuns, TrackQuality):
@@ -115,7 +72,7 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
             self.config.backend, self.config.device, self.config.checkpoint
         )
         name = getattr(segmenter, "name", None)
-        if segmenter is not None and name in BACKENDS and name != self.config.backend:
+        if segmenter is not None and name in backend_names() and name != self.config.backend:
             # The config is what autosave records and replay rebuilds: it must name the
             # backend that actually runs, not the default one.
             self.config = replace(self.config, backend=name)
@@ -134,8 +91,8 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
         # so the next click refines rather than restarts (the evaluation protocol too).
         # Packed (8-bit, zlib): the state and the undo history stay small however many clicks.
         self._probs: dict[tuple[int, int], PackedProb] = {}
-        self._undo: list[Action] = []
-        self._redo: list[Action] = []
+        self.undo_stack: list[Action] = []
+        self.redo_stack: list[Action] = []
         self._action_bytes: dict[int, int] = {}  # id(action) -> Action.nbytes, counted once at push
         self.forgotten_steps = 0  # oldest undo steps dropped to keep within config.undo_mb
         # The keyframe set each object's last action left, shared by the next actions while
@@ -162,7 +119,7 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
         """(Y, X) bool mask of ``object_id`` on ``frame``."""
         return np.asarray(self.labels[self.frames.index(frame)]) == object_id
 
-    def _write_mask(self, object_id: int, frame: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def write_object_mask(self, object_id: int, frame: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Make ``mask`` the object's pixels on ``frame`` without touching other objects.
 
         Returns the object's (Y, X) bool mask before and after, from the one read of the
@@ -179,9 +136,9 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
 
     def _set_mask(self, action: Action, frame: int, mask: np.ndarray) -> None:
         """Write a mask and record before/after in ``action`` (first 'before' wins)."""
-        before, after = self._write_mask(action.object_id, frame, mask)
-        first_before = action.masks[frame][0] if frame in action.masks else _pack(before)
-        action.masks[frame] = (first_before, _pack(after))
+        before, after = self.write_object_mask(action.object_id, frame, mask)
+        first_before = action.masks[frame][0] if frame in action.masks else pack_mask(before)
+        action.masks[frame] = (first_before, pack_mask(after))
 
     # ----------------------------------------------------------------- objects
     def objects(self) -> list[int]:
@@ -200,6 +157,17 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
     def keyframes_of(self, object_id: int) -> list[int]:
         """Sorted frames the user annotated for ``object_id``."""
         return sorted(self.keyframes.get(object_id, ()))
+
+    def correction_start(self, object_id: int, frame: int) -> int | None:
+        """The frame a propagation should restart from when the user propagates on ``frame``.
+
+        A correction: ``frame`` is a keyframe of an object that was propagated before (it
+        has scored frames that are not keyframes), so only the frames that change need
+        recomputing, from ``frame`` (see :meth:`propagation`'s ``start``). None: a full run.
+        """
+        keys = self.keyframes.get(object_id, set())
+        propagated = any(f not in keys for f in self.scores.get(object_id, {}))
+        return frame if frame in keys and propagated else None
 
     # ------------------------------------------------------------------ clicks
     def _check_frame(self, frame: int) -> None:
@@ -243,8 +211,8 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
             action.keyframes = self._keyframe_change(obj, add=frame)
             action.scores[frame] = (self.scores.get(obj, {}).get(frame), prediction.score)
             self._set_mask(action, frame, prediction.mask(self.config.threshold))
-            self._apply_state(action, after=True)
-            self._push(action)
+            self.apply_action_state(action, after=True)
+            self.push_action(action)
         return prediction
 
     def set_keyframe_mask(self, object_id: int, frame: int, mask: np.ndarray) -> None:
@@ -259,8 +227,8 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
             action.keyframes = self._keyframe_change(object_id, add=frame)
             action.probs[frame] = (self._probs.get((object_id, frame)), pack_prob(mask))
             self._set_mask(action, frame, mask)
-            self._apply_state(action, after=True)
-            self._push(action)
+            self.apply_action_state(action, after=True)
+            self.push_action(action)
 
     def clear_object(self, object_id: int) -> int:
         """Remove an object's pixels, clicks and keyframes everywhere; returns frames changed."""
@@ -278,9 +246,9 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
                     action.probs[f] = (prob, None)
             for f, s in self.scores.get(object_id, {}).items():
                 action.scores[f] = (s, None)
-            self._apply_state(action, after=True)
+            self.apply_action_state(action, after=True)
             self._known_ids.discard(object_id)
-            self._push(action)
+            self.push_action(action)
         return len(action.masks)
 
     # ------------------------------------------------------------- propagation
@@ -349,7 +317,7 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
         """Finish a run (complete or cancelled): it becomes one undo step if it changed anything."""
         if run.record and run.frames:
             with self.lock:
-                self._push(run)
+                self.push_action(run)
 
     def run_propagation(
         self,
@@ -386,7 +354,7 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
             before = frozenset(current)
         return before, (before if add in before else before | {add})
 
-    def _apply_state(self, action: Action, after: bool) -> None:
+    def apply_action_state(self, action: Action, after: bool) -> None:
         """Set clicks, keyframes, probabilities and scores to the action's before/after state."""
         side = 1 if after else 0
         obj = action.object_id
@@ -412,27 +380,27 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
                 self.scores.setdefault(obj, {})[frame] = states[side]
         self._known_ids.add(obj)
 
-    def _push(self, action: Action) -> None:
-        self._undo.append(action)
-        self._redo.clear()
+    def push_action(self, action: Action) -> None:
+        self.undo_stack.append(action)
+        self.redo_stack.clear()
         self._trim_history()
         self._notify("push", action=action)
 
     def _trim_history(self) -> None:
         """Forget the oldest undo steps while the history holds more than ``config.undo_mb``."""
-        live = {id(a) for a in self._undo}
+        live = {id(a) for a in self.undo_stack}
         sizes = {key: self._action_bytes.get(key) for key in live}
-        for action in self._undo:
+        for action in self.undo_stack:
             if sizes[id(action)] is None:
                 sizes[id(action)] = action.nbytes
         self._action_bytes = sizes  # drops the redo steps just cleared
         total, budget = sum(sizes.values()), self.config.undo_mb * 2**20
         dropped = 0
-        while total > budget and len(self._undo) - dropped > 1:
-            total -= sizes.pop(id(self._undo[dropped]))
+        while total > budget and len(self.undo_stack) - dropped > 1:
+            total -= sizes.pop(id(self.undo_stack[dropped]))
             dropped += 1
         if dropped:
-            del self._undo[:dropped]
+            del self.undo_stack[:dropped]
             self.forgotten_steps += dropped
 
     def _notify(self, event: str, **payload: Any) -> None:
@@ -445,35 +413,35 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
             return
         side = 1 if after else 0
         for frame, states in action.masks.items():
-            self._write_mask(action.object_id, frame, _unpack(states[side], self.frames.shape))
-        self._apply_state(action, after)
+            self.write_object_mask(action.object_id, frame, unpack_mask(states[side], self.frames.shape))
+        self.apply_action_state(action, after)
 
     def undo(self) -> Action | None:
         """Revert the last click, mask, clear or whole propagation run; None if nothing to undo."""
         with self.lock:
-            if not self._undo:
+            if not self.undo_stack:
                 return None
-            action = self._undo.pop()
+            action = self.undo_stack.pop()
             self._restore(action, after=False)
-            self._redo.append(action)
+            self.redo_stack.append(action)
             self._notify("undo", action=action)
             return action
 
     def redo(self) -> Action | None:
         """Re-apply the last undone step; None if nothing to redo."""
         with self.lock:
-            if not self._redo:
+            if not self.redo_stack:
                 return None
-            action = self._redo.pop()
+            action = self.redo_stack.pop()
             self._restore(action, after=True)
-            self._undo.append(action)
+            self.undo_stack.append(action)
             self._notify("redo", action=action)
             return action
 
     @property
     def can_undo(self) -> bool:
-        return bool(self._undo)
+        return bool(self.undo_stack)
 
     @property
     def can_redo(self) -> bool:
-        return bool(self._redo)
+        return bool(self.redo_stack)

@@ -23,7 +23,7 @@ from ..model.network import OISModel
 from ..model.segmenter import OISSegmenter
 from ..model.zoom import zoom_from_metadata
 from .click_eval import evaluate_clicks, summarize
-from .datasets import load_click_items, load_sequences
+from ..datasets.loaders import load_click_items, load_sequences
 from .propagation_eval import evaluate_sequence, summarize_sequences
 
 # variant -> (config switches turned off, modules removed)

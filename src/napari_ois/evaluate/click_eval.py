@@ -19,7 +19,7 @@ from ..core.frames import FrameStack
 from ..core.io import read_image_file
 from ..core.segmenter import EmbeddingCache, Segmenter
 from ..core.session import AnnotationSession
-from .datasets import InstanceItem
+from ..datasets.layouts import InstanceItem
 
 EVAL_THRESHOLD = 0.49  # the protocol's probability threshold
 IOU_TARGETS = (0.85, 0.90, 0.95)

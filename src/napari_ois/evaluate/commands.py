@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..core.segmenter import DEFAULT_BACKEND, get_segmenter
+from ..core.backends import DEFAULT_BACKEND, get_segmenter
 from ..progress_bar import ProgressBar
 from .click_eval import evaluate_clicks, summarize
-from .datasets import load_click_items, load_sequences
+from ..datasets.loaders import load_click_items, load_sequences
 from .plots import plot_frame_j, plot_miou_curves
 from .propagation_eval import evaluate_sequence, summarize_sequences
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 
-def _pyplot():
+def load_pyplot():
     """(pyplot, MaxNLocator) with a file-only backend, or None (plots are optional: the ``eval`` extra)."""
     try:
         import matplotlib
@@ -26,7 +26,7 @@ def _line_plot(
     size: tuple[float, float], markers: bool,
 ) -> bool:
     """One line per curve over x = 1..len; y in [0, 1]. Returns whether a file was written."""
-    loaded = _pyplot()
+    loaded = load_pyplot()
     if loaded is None or not curves:
         return False
     plt, MaxNLocator = loaded

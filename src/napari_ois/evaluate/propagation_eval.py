@@ -20,7 +20,7 @@ from ..core.frames import FrameStack
 from ..core.io import read_image_file
 from ..core.segmenter import Segmenter
 from ..core.session import AnnotationSession
-from .datasets import Sequence
+from ..datasets.loaders import Sequence
 
 INIT_MODES = ("mask", "clicks")
 INIT_CLICK_TARGET = 0.9

@@ -57,7 +57,7 @@ def history_bytes(session: AnnotationSession) -> int:
         total += sum(held(b) + held(a) for b, a in action.probs.values())
         return total + sum(action_bytes(p) for p in getattr(action, "parts", ()))
 
-    return sum(action_bytes(a) for a in session._undo + session._redo)
+    return sum(action_bytes(a) for a in session.undo_stack + session.redo_stack)
 
 
 @dataclass
@@ -166,7 +166,7 @@ def run_soak(
         samples_ops.append(done)
         samples_rss.append(round(_rss_mb(), 2))
         samples_history.append(round(history_bytes(session) / 2**20, 3))
-        samples_actions.append(len(session._undo) + len(session._redo))
+        samples_actions.append(len(session.undo_stack) + len(session.redo_stack))
         samples_cache.append(round(session.cache.nbytes / 2**20, 2))
 
     start = time.perf_counter()
@@ -230,9 +230,9 @@ def run_soak(
 
 def plot_soak(payload: dict, path: str | Path) -> bool:
     """RSS and undo-history size against the number of operations; returns whether a file was written."""
-    from .plots import _pyplot
+    from .plots import load_pyplot
 
-    loaded = _pyplot()
+    loaded = load_pyplot()
     if loaded is None:
         return False
     plt, _ = loaded

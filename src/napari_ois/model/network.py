@@ -221,11 +221,28 @@ class OISModel(nn.Module):
         extra4 = None if prior is None else self.prior_fusion(prior, points, labels, size)
         logits = self.decoder(x, cache.skip8, cache.skip4, size, extra4)
         if prior is not None and add_prior:
-            logits = logits + self.prior_fusion.gain * prior_logit(prior).to(logits.dtype)
+            logits = self.add_prior(logits, prior)
         if return_attention:
             info = dict(object=w_object, order=w_order, labels=token_labels, blocked=blocked, order_maps=order)
             return logits, info
         return logits
+
+    def add_prior(self, residual: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """Mask logits from the network's residual and the classical prior: ``residual + gain * logit(prior)``.
+
+        The one place the two are joined, for training (inside :meth:`forward_prompt`, at
+        model resolution) and for inference (the segmenter joins them at full frame
+        resolution so the prior keeps its own boundary detail), so what is trained is
+        what runs.
+
+        Parameters
+        ----------
+        residual : torch.Tensor
+            (B, 1, Y, X) logits from :meth:`forward_prompt` with ``add_prior=False``.
+        prior : torch.Tensor
+            (B, 1, Y, X) prior probability at the same resolution.
+        """
+        return residual + self.prior_fusion.gain.to(residual.dtype) * prior_logit(prior.to(residual.device)).to(residual.dtype)
 
     def _order(self, cache: EncoderCache, points: torch.Tensor, labels: torch.Tensor,
                order_keep: torch.Tensor | None, token_labels: torch.Tensor,

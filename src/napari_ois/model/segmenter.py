@@ -23,7 +23,7 @@ from .checkpoint import load_model
 from .layers import area_resize
 from .network import EncoderCache, OISModel
 from .preprocess import Geometry, preprocess_image, preprocess_map
-from .prior import ClassicalPrior, prior_logit
+from .prior import ClassicalPrior
 from .prompts import PromptBatch
 from .reference import ReferencePrompt
 from .runtime import autocast_for, resolve_device
@@ -253,8 +253,8 @@ class OISSegmenter:
         if prior_full is not None:
             # The prior's logit joins at full resolution: the residual is coarse (model
             # pixels) but the classical boundary keeps its own detail.
-            gain = self.model.prior_fusion.gain.detach().float()
-            full_logits = full_logits + gain * prior_logit(torch.from_numpy(prior_full)[None, None].to(full_logits.device))
+            with torch.inference_mode():
+                full_logits = self.model.add_prior(full_logits, torch.from_numpy(prior_full)[None, None])
         prob = torch.sigmoid(full_logits)[0, 0].cpu().numpy().astype(np.float32, copy=False)
         return Prediction(prob, score)
 
@@ -272,8 +272,8 @@ class OISSegmenter:
         prior_full[y0:y1, x0:x1] = prior_crop
         ref_prompt = self._reference(embedding, reference, crop_cache)
         logits, score = self._predict_in(crop_cache, crop_geometry, box, [], prev_prob, prior_full, ref_prompt)
-        gain = self.model.prior_fusion.gain.detach().float()
-        logits = logits + gain * prior_logit(torch.from_numpy(prior_crop)[None, None].to(logits.device))
+        with torch.inference_mode():
+            logits = self.model.add_prior(logits, torch.from_numpy(prior_crop)[None, None])
         prob = np.zeros(embedding.geometry.orig_hw, np.float32)
         prob[y0:y1, x0:x1] = torch.sigmoid(logits)[0, 0].cpu().numpy()
         return Prediction(prob, score)
@@ -306,8 +306,8 @@ class OISSegmenter:
             logits = logits * self.step_residual_scale
         score_logits = logits
         if prior_full is not None:
-            gain = self.model.prior_fusion.gain.detach().float()
-            score_logits = logits + gain * prior_logit(prompts.prior[:, :, :rh, :rw])
+            with torch.inference_mode():
+                score_logits = self.model.add_prior(logits, prompts.prior[:, :, :rh, :rw])
         score = boundary_confidence(torch.sigmoid(score_logits))
         full = F.interpolate(logits, size=geometry.orig_hw, mode="bilinear", align_corners=False)
         return full, score

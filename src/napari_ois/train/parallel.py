@@ -23,7 +23,7 @@ import torch
 from ..core.errors import OISError
 from ..model.checkpoint import resolve_checkpoint
 from .real_data import DEFAULT_WEIGHTS, real_sources
-from .object_sets import is_held_out_image
+from ..datasets.object_sets import is_held_out_image
 from .trainer import TrainConfig, Trainer
 
 # How a worker's OISError (bad data folder, missing checkpoint) reads in the traceback text

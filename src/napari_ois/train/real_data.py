@@ -26,7 +26,7 @@ from PIL import Image
 
 from ..core.errors import InputError
 from ..core.frames import StackNormalizer
-from .object_sets import ObjectSet, read_image01
+from ..datasets.object_sets import ObjectSet, read_image01
 from .augment import antialias, choose_view, degrade_mask, photometric, pseudo_motion, warp
 from .samples import TrainingSample, resize_image, resize_longest_and_pad
 from .synthetic import natural_scene

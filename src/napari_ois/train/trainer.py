@@ -30,14 +30,14 @@ import numpy as np
 import torch
 
 from ..evaluate.click_eval import evaluate_clicks, summarize
-from ..evaluate.datasets import InstanceItem
+from ..datasets.layouts import InstanceItem
 from ..model.checkpoint import load_model, save_checkpoint
 from ..model.config import preset_config
 from ..model.network import OISModel
 from ..model.runtime import resolve_device
 from ..model.segmenter import OISSegmenter
 from ..progress_bar import ProgressBar
-from .object_sets import ObjectSet, is_held_out_image
+from ..datasets.object_sets import ObjectSet, is_held_out_image
 from .real_data import default_data_root, mixed_stream
 from .feature_pool import FeaturePool
 from .step import StepSettings, training_step
@@ -89,7 +89,7 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
 def validation_items(cfg: TrainConfig) -> list[InstanceItem]:
     """The held-out training objects used to pick the best checkpoint (first ``cfg.validation_items``).
 
-    Whole images are held out (:func:`~napari_ois.train.object_sets.is_held_out_image`).
+    Whole images are held out (:func:`~napari_ois.datasets.object_sets.is_held_out_image`).
     Empty when the split would hold out every image of a small set of one's own: that set
     is then trained on whole (``ObjectSet``), and no ``best.pt`` is chosen.
     """

@@ -19,7 +19,7 @@ import numpy as np
 from ..clicks import Click
 from ..errors import InputError
 from ..packed_prob import pack_prob
-from ..session import Action, _pack, _unpack
+from ..history import Action, pack_mask, unpack_mask
 
 
 def encode_bytes(blob: bytes) -> str:
@@ -34,7 +34,7 @@ def decode_bytes(text: str) -> bytes:
 
 def decode_mask(text: str, shape: tuple[int, int]) -> np.ndarray:
     """A journaled mask (base64 of a packed mask, as in ``Action.masks``) as (Y, X) bool."""
-    return _unpack(decode_bytes(text), shape)
+    return unpack_mask(decode_bytes(text), shape)
 
 
 def encode_prob(prob: Any) -> dict[str, Any] | None:
@@ -153,5 +153,5 @@ def request_of(action: Action) -> dict[str, Any]:
         return {"click": [int(frame), float(c.y), float(c.x), int(c.positive)]}
     if action.kind == "mask" and len(action.probs) == 1:
         (frame, (_, given)), = action.probs.items()
-        return {"frame": int(frame), "mask": encode_bytes(_pack(np.asarray(given) > 0.5))}
+        return {"frame": int(frame), "mask": encode_bytes(pack_mask(np.asarray(given) > 0.5))}
     return {}

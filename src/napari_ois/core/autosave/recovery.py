@@ -17,8 +17,10 @@ import numpy as np
 from ..config import AnnotationConfig
 from ..errors import InputError
 from ..frames import FrameStack, StackNormalizer
-from ..segmenter import Segmenter, get_segmenter
-from ..session import Action, AnnotationSession
+from ..segmenter import Segmenter
+from ..backends import get_segmenter
+from ..history import Action
+from ..session import AnnotationSession
 from .journal import read_journal
 from .mirror import LabelsZarr
 from .records import action_from_record, decode_bytes
@@ -175,10 +177,10 @@ def read_autosave(folder: str | Path) -> AutosaveContents:
 def apply_state(session: AnnotationSession, action: Action, after: bool) -> None:
     """Set clicks/keyframes/scores to an action's before or after state (labels untouched)."""
     for part in getattr(action, "parts", None) or [action]:
-        session._apply_state(part, after)
+        session.apply_action_state(part, after)
 
 
-def _run_action(record: dict) -> Action:
+def run_action(record: dict) -> Action:
     """An empty run like the recorded one: one object, or a group (several in one pass)."""
     objects = record.get("objects")
     if objects:
@@ -214,7 +216,7 @@ def add_frame_record(session: AnnotationSession, run: Action, record: dict) -> N
 
 def _restore_record(session: AnnotationSession, record: dict, runs: dict[int, Action]) -> None:
     """Apply one journal record to the session's state (see :func:`restore_history`)."""
-    undo, redo = session._undo, session._redo
+    undo, redo = session.undo_stack, session.redo_stack
     op = record["op"]
     if op == "action":
         action = action_from_record(record["action"])
@@ -223,7 +225,7 @@ def _restore_record(session: AnnotationSession, record: dict, runs: dict[int, Ac
         undo.append(action)
         redo.clear()
     elif op == "run":
-        runs[int(record["run"])] = _run_action(record)
+        runs[int(record["run"])] = run_action(record)
     elif op == "frame":
         run = runs.setdefault(int(record["run"]), Action("propagate", 0))
         add_frame_record(session, run, record)
@@ -259,7 +261,7 @@ def restore_history(session: AnnotationSession, history: SessionHistory) -> dict
         A record is malformed (the journal was edited or damaged).
     """
     runs: dict[int, Action] = {}
-    undo, redo = session._undo, session._redo
+    undo, redo = session.undo_stack, session.redo_stack
     with session.lock:
         for record in history.records:
             try:

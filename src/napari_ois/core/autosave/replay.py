@@ -22,11 +22,13 @@ from ..clicks import Click
 from ..config import AnnotationConfig
 from ..errors import InputError
 from ..propagation import FrameResult
-from ..segmenter import Segmenter, get_segmenter
-from ..session import Action, AnnotationSession, _unpack
+from ..segmenter import Segmenter
+from ..backends import get_segmenter
+from ..history import Action, unpack_mask
+from ..session import AnnotationSession
 from .mirror import planes_touched
 from .records import action_from_record, decode_mask, decode_plane
-from .recovery import AutosaveContents, _run_action, add_frame_record, frames_for, image_data_for, read_autosave
+from .recovery import AutosaveContents, run_action, add_frame_record, frames_for, image_data_for, read_autosave
 
 
 def compare_labels(replayed: Any, saved: Any) -> dict[int, float]:
@@ -157,14 +159,14 @@ class _Replayer:
         with session.lock:
             for part in getattr(action, "parts", None) or [action]:
                 for frame, (_, after) in part.masks.items():
-                    session._write_mask(part.object_id, frame, _unpack(after, session.frames.shape))
-                session._apply_state(part, after=True)
-            session._push(action)
+                    session.write_object_mask(part.object_id, frame, unpack_mask(after, session.frames.shape))
+                session.apply_action_state(part, after=True)
+            session.push_action(action)
 
     def _on_run(self, session: AnnotationSession, record: dict) -> None:
         direction, start = record.get("direction"), record.get("start")
         objects = record.get("objects")
-        run, results = _run_action(record), None
+        run, results = run_action(record), None
         if direction is not None and (not objects or hasattr(session, "multi_propagation")):
             try:
                 if objects:
@@ -198,7 +200,7 @@ class _Replayer:
         add_frame_record(session, entry.run, record)
         with session.lock:
             for key, item in record["objects"].items():
-                session._write_mask(int(key), target, decode_mask(item["mask"][1], session.frames.shape))
+                session.write_object_mask(int(key), target, decode_mask(item["mask"][1], session.frames.shape))
         self.frames_propagated += 1
 
     @staticmethod

@@ -41,7 +41,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
-from ..session import Action, AnnotationSession
+from ..history import Action
+from ..session import AnnotationSession
 from .journal import Journal, read_journal
 from .mirror import LabelsZarr, MirroredLabels, PlaneKey
 from .records import action_to_record, encode_bytes, encode_plane, request_of, score_pair

@@ -68,7 +68,7 @@ class ClassicalEmbedding:
         return sum(a.nbytes for a in (self.lab, self.weights_h, self.weights_v, self.coarse_cost, self.bins))
 
 
-def _edge_weights(lab: np.ndarray, contrast: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def edge_weights(lab: np.ndarray, contrast: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random-walker edge weights and geodesic costs from (y, x, 3) Lab / 100.
 
     The contrast scale is normalised by the image's mean squared neighbour difference

@@ -10,15 +10,15 @@ from scipy import ndimage as ndi
 
 from ..clicks import Click
 from ..segmenter import Reference
-from .colour_histogram import _histogram
+from .colour_histogram import joint_histogram
 from .embedding import ClassicalEmbedding
-from .geodesic import _geodesic
+from .geodesic import geodesic_distance
 from .motion import estimate_shift, shift_map
-from .resampling import _to_work
+from .resampling import to_work
 
 
 @dataclass
-class _Evidence:
+class Evidence:
     """What is known about one object on the working grid before segmenting.
 
     ``hard_*`` are click disks (never overruled); ``soft_*`` are seeds from the previous
@@ -39,12 +39,12 @@ class _Evidence:
     bg_hist: np.ndarray | None = None
 
     @classmethod
-    def empty(cls, shape: tuple[int, int]) -> "_Evidence":
+    def empty(cls, shape: tuple[int, int]) -> "Evidence":
         z = np.zeros(shape, bool)
         return cls(z, z.copy(), z.copy(), z.copy(), np.zeros(shape, np.float32))
 
 
-def _click_seeds(emb: ClassicalEmbedding, clicks: Sequence[Click]) -> list[tuple[int, int, bool]]:
+def click_seeds(emb: ClassicalEmbedding, clicks: Sequence[Click]) -> list[tuple[int, int, bool]]:
     """Clicks mapped onto the working grid as (row, col, positive), clipped inside it."""
     h, w = emb.work_shape
     seeds = []
@@ -64,7 +64,7 @@ def _disk_mask(shape: tuple[int, int], points: list[tuple[int, int]], radius: fl
     return out
 
 
-def _add_clicks(emb: ClassicalEmbedding, seeds, ev: _Evidence) -> None:
+def add_clicks(emb: ClassicalEmbedding, seeds, ev: Evidence) -> None:
     """Click disks as hard seeds; where disks of opposite clicks overlap the later click wins."""
     radius = max(1.0, 0.01 * max(emb.work_shape))
     for r, c, positive in seeds:
@@ -74,7 +74,7 @@ def _add_clicks(emb: ClassicalEmbedding, seeds, ev: _Evidence) -> None:
         (ev.hard_fg if positive else ev.hard_bg)[r, c] = True
 
 
-def _add_prev(emb: ClassicalEmbedding, seeds, prev: np.ndarray, ev: _Evidence, strength: float) -> None:
+def add_prev(emb: ClassicalEmbedding, seeds, prev: np.ndarray, ev: Evidence, strength: float) -> None:
     """Pull towards the previous result, except where a correcting click reaches cheaply.
 
     The clicks themselves (all of them are given again) carry the segmentation; the
@@ -84,13 +84,13 @@ def _add_prev(emb: ClassicalEmbedding, seeds, prev: np.ndarray, ev: _Evidence, s
     size = max(prev.shape)
     for r, c, positive in seeds:
         if (prev[r, c] > 0.5) != positive:
-            d = _geodesic(emb, _disk_mask(prev.shape, [(r, c)], 1.0))
+            d = geodesic_distance(emb, _disk_mask(prev.shape, [(r, c)], 1.0))
             relax = np.minimum(relax, 1.0 - np.exp(-((d / (0.1 * size)) ** 2)))
     ev.soft_lam = np.maximum(ev.soft_lam, strength * np.abs(2 * prev - 1) * relax)
     ev.shape_p = prev if ev.shape_p is None else 0.5 * (ev.shape_p + prev)
 
 
-def _add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.ndarray, ev: _Evidence) -> None:
+def add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.ndarray, ev: Evidence) -> None:
     """Seeds from the neighbouring frame's mask (moved along with the object) and its colour models."""
     ref_emb = reference.embedding
     same_grid = isinstance(ref_emb, ClassicalEmbedding) and ref_emb.work_shape == emb.work_shape
@@ -120,11 +120,11 @@ def _add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.n
 
     if isinstance(ref_emb, ClassicalEmbedding):
         rmask = ref_mask if ref_emb.work_shape == emb.work_shape else (
-            _to_work(ref_mask.astype(np.float32), ref_emb.work_shape) > 0.5)
+            to_work(ref_mask.astype(np.float32), ref_emb.work_shape) > 0.5)
         rbins = ref_emb.bins
     else:
         rmask, rbins = ref_mask, emb.bins
     # Background near the object matters most: it is what the boundary is cut against.
     ring = np.exp(-ndi.distance_transform_edt(~rmask) / (3 * band + 1)) * ~rmask
-    ev.fg_hist = _histogram(rbins, rmask.astype(np.float32))
-    ev.bg_hist = _histogram(rbins, 0.2 * ~rmask + ring)
+    ev.fg_hist = joint_histogram(rbins, rmask.astype(np.float32))
+    ev.bg_hist = joint_histogram(rbins, 0.2 * ~rmask + ring)

@@ -10,7 +10,7 @@ from skimage.transform import resize
 from .embedding import ClassicalEmbedding
 
 
-def _geodesic(emb: ClassicalEmbedding, sources: np.ndarray) -> np.ndarray:
+def geodesic_distance(emb: ClassicalEmbedding, sources: np.ndarray) -> np.ndarray:
     """(y, x) geodesic distance (in working pixels) from a (y, x) bool source map.
 
     Computed on the coarse cost grid (the paths are a prior; the random walker places

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from .embedding import ClassicalEmbedding
-from .resampling import _to_work
+from .resampling import to_work
 
 
 def estimate_shift(ref_lab: np.ndarray, lab: np.ndarray, mask: np.ndarray, search: int) -> tuple[int, int]:
@@ -75,7 +75,7 @@ def estimate_motion(ref_emb: ClassicalEmbedding, emb: ClassicalEmbedding, ref_ma
     """
     if ref_emb.work_shape != emb.work_shape or np.shape(ref_mask) != tuple(emb.shape):
         return 0, 0
-    grid_mask = _to_work(np.asarray(ref_mask, np.float32), emb.work_shape) > 0.5
+    grid_mask = to_work(np.asarray(ref_mask, np.float32), emb.work_shape) > 0.5
     if not grid_mask.any():
         return 0, 0
     dy, dx = estimate_shift(ref_emb.lab, emb.lab, grid_mask, emb.motion_range)

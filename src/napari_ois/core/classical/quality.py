@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 
-def _quality(x: np.ndarray) -> float:
+def classical_quality(x: np.ndarray) -> float:
     """Mean decisiveness |2x - 1| in the band around the predicted boundary (0 for no object)."""
     mask = x > 0.5
     if not mask.any():

@@ -12,12 +12,12 @@ from skimage.transform import resize
 from ..click_simulator import iou as _iou
 from ..clicks import Click
 from ..segmenter import Prediction, Reference
-from .colour_histogram import _colour_bins
-from .embedding import ClassicalEmbedding, _edge_weights
-from .evidence import _add_clicks, _add_prev, _add_reference, _click_seeds, _Evidence
-from .quality import _quality
-from .random_walker import _segment
-from .resampling import _to_full, _to_work
+from .colour_histogram import colour_bins
+from .embedding import ClassicalEmbedding, edge_weights
+from .evidence import add_clicks, add_prev, add_reference, click_seeds, Evidence
+from .quality import classical_quality
+from .random_walker import walker_segment
+from .resampling import to_full, to_work
 
 
 class ClassicalSegmenter:
@@ -37,7 +37,7 @@ class ClassicalSegmenter:
     def __init__(self, work_size: int = 320, contrast: float = 4.0):
         self.work_size = int(work_size)
         self.contrast = float(contrast)
-        # Tuning of the priors (see _segment); fractions are of the working grid's longest side.
+        # Tuning of the priors (see walker_segment); fractions are of the working grid's longest side.
         self.geo_gain = 6.0  # log-odds of a pixel reached only from one side
         self.col_clip = 4.0
         self.alpha = 0.5  # weight of the colour log-likelihood ratio
@@ -67,9 +67,9 @@ class ClassicalSegmenter:
         lab = rgb2lab(image).astype(np.float32)
         # A light blur: JPEG blocks and sensor noise should not count as edges.
         lab = ndi.gaussian_filter(lab, sigma=(0.7, 0.7, 0))
-        bins = _colour_bins(lab)
+        bins = colour_bins(lab)
         lab /= 100.0
-        weights_h, weights_v, cost = _edge_weights(lab, self.contrast)
+        weights_h, weights_v, cost = edge_weights(lab, self.contrast)
         factor = 2 if min(work) >= 32 else 1
         if factor > 1:
             # Max-pooling keeps one-pixel edges visible on the coarse grid.
@@ -94,35 +94,35 @@ class ClassicalSegmenter:
         """
         emb = embedding
         shape = emb.work_shape
-        seeds = _click_seeds(emb, clicks)
+        seeds = click_seeds(emb, clicks)
         ref_mask = None
         if reference is not None:
-            cover = _to_work(np.asarray(reference.mask, dtype=np.float32), shape)
+            cover = to_work(np.asarray(reference.mask, dtype=np.float32), shape)
             # A reference object smaller than a working pixel still marks where it is.
             ref_mask = (cover > 0.5) | ((cover >= cover.max()) & (cover.max() > 0))
             if not ref_mask.any():
                 ref_mask = None
         prev = None
         if prev_prob is not None:
-            prev = np.clip(_to_work(np.asarray(prev_prob, dtype=np.float32), shape), 0.0, 1.0)
+            prev = np.clip(to_work(np.asarray(prev_prob, dtype=np.float32), shape), 0.0, 1.0)
         has_pos = any(s[2] for s in seeds)
         if not has_pos and ref_mask is None and (prev is None or not (prev > 0.5).any()):
             # Nothing says where the object is: an empty mask, and no confidence in it.
             return Prediction(np.zeros(emb.shape, np.float32), 0.0)
 
-        ev = _Evidence.empty(shape)
-        _add_clicks(emb, seeds, ev)
+        ev = Evidence.empty(shape)
+        add_clicks(emb, seeds, ev)
         if ref_mask is not None:
-            _add_reference(emb, reference, ref_mask, ev)
+            add_reference(emb, reference, ref_mask, ev)
         if prev is not None:
-            _add_prev(emb, seeds, prev, ev, self.prev_strength)
-        x = _segment(emb, ev, use_border=ref_mask is None, params=self)
-        score = _quality(x)
+            add_prev(emb, seeds, prev, ev, self.prev_strength)
+        x = walker_segment(emb, ev, use_border=ref_mask is None, params=self)
+        score = classical_quality(x)
         if ev.ref_here is not None:
             # Propagation: a sudden change of shape against the (moved) reference is a
             # likely failure, so it lowers the score shown to the user.
             score *= 0.5 + 0.5 * _iou(x > 0.5, ev.ref_here)
-        return Prediction(_to_full(x, emb.shape), float(score))
+        return Prediction(to_full(x, emb.shape), float(score))
 
     def frame_depth(self, embedding: ClassicalEmbedding) -> None:
         """No depth cue here: overlaps between objects go by probability (see Segmenter)."""

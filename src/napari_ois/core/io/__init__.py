@@ -38,7 +38,7 @@ from .sessions import SESSION_STEM, SESSION_VERSION, SavedSession, read_session,
 from .suffixes import FRAME_SUFFIXES, IMAGE_SUFFIXES, TIFF_SUFFIXES, VIDEO_SUFFIXES, ZARR_SUFFIX
 from .video import VideoReader
 # importable here as before the split; VideoReader looks it up in .video, so patch it there
-from .video_probe import _probe_video  # noqa: F401
+from .video_probe import probe_video  # noqa: F401
 
 __all__ = [
     "FRAME_SUFFIXES",

@@ -15,11 +15,11 @@ from typing import Iterator
 from ..errors import InputError
 
 
-def _tmp_sibling(path: Path, tag: str) -> Path:
+def tmp_sibling(path: Path, tag: str) -> Path:
     return path.with_name(f".{path.name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
@@ -27,7 +27,7 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def _atomic_target(path: Path, replaceable=None) -> Iterator[Path]:
+def atomic_write_target(path: Path, replaceable=None) -> Iterator[Path]:
     """Yield a temporary sibling path; on success it replaces ``path``, on error it vanishes.
 
     A file is swapped with ``os.replace`` (atomic). A folder cannot be swapped in one
@@ -42,11 +42,11 @@ def _atomic_target(path: Path, replaceable=None) -> Iterator[Path]:
         )
     if not path.parent.exists():
         raise InputError(f"output folder {path.parent} does not exist")
-    tmp = _tmp_sibling(path, "tmp")
+    tmp = tmp_sibling(path, "tmp")
     try:
         yield tmp
         if tmp.is_dir() or path.is_dir():
-            old = _tmp_sibling(path, "old")
+            old = tmp_sibling(path, "old")
             if path.exists():
                 os.rename(path, old)
             try:
@@ -56,10 +56,10 @@ def _atomic_target(path: Path, replaceable=None) -> Iterator[Path]:
                     os.rename(old, path)
                 raise
             if old.exists():
-                _remove(old)
+                remove_path(old)
         else:
             os.replace(tmp, path)
     except BaseException:
         if tmp.exists():
-            _remove(tmp)
+            remove_path(tmp)
         raise

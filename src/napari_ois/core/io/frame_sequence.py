@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 
-class _FrameSequence:
+class FrameSequence:
     """Array-like over frames read one at a time by :meth:`read` (shape (T, Y, X[, C])).
 
     Exposes ``shape``, ``dtype``, ``ndim`` and numpy-style ``__getitem__`` so that

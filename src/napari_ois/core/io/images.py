@@ -15,14 +15,14 @@ import numpy as np
 
 from ..errors import InputError
 from .frame_files import list_frame_files
-from .frame_sequence import _FrameSequence
+from .frame_sequence import FrameSequence
 from .labels import read_labels
 from .suffixes import FRAME_SUFFIXES, IMAGE_SUFFIXES, TIFF_SUFFIXES, VIDEO_SUFFIXES, ZARR_SUFFIX
 from .video import VideoReader
-from .zarr_arrays import _is_zarr_dir, _open_zarr_array
+from .zarr_arrays import is_zarr_dir, open_zarr_array
 
 
-class ImageSequence(_FrameSequence):
+class ImageSequence(FrameSequence):
     """A folder's image files as one (T, Y, X[, C]) array, read one file per frame.
 
     Parameters
@@ -202,7 +202,7 @@ def _open_folder(path: Path):
 def _open_zarr(path: Path):
     import dask.array as da
 
-    arr = _open_zarr_array(path)
+    arr = open_zarr_array(path)
     rgb = bool(arr.attrs.get("rgb", _looks_rgb(arr.shape) and np.dtype(arr.dtype) == np.uint8))
     return da.from_zarr(arr), {"rgb": rgb, "fps": None}
 
@@ -244,7 +244,7 @@ def open_image_data(path: str | Path) -> tuple[Any, dict]:
     if not path.exists():
         raise InputError(f"input not found: {path}")
     suffix = path.suffix.lower()
-    if suffix == ZARR_SUFFIX or (path.is_dir() and _is_zarr_dir(path)):
+    if suffix == ZARR_SUFFIX or (path.is_dir() and is_zarr_dir(path)):
         kind, opener = "zarr", _open_zarr
     elif path.is_dir():
         kind, opener = "folder", _open_folder

@@ -15,9 +15,9 @@ import numpy as np
 
 from ..errors import InputError
 from .frame_files import list_frame_files
-from .labels import _as_labels, _label_image_file, read_labels
+from .labels import as_labels, label_image_file, read_labels
 from .suffixes import TIFF_SUFFIXES, ZARR_SUFFIX
-from .zarr_arrays import _is_zarr_dir, _open_zarr_array
+from .zarr_arrays import is_zarr_dir, open_zarr_array
 
 
 class LabelFrames:
@@ -44,8 +44,8 @@ class LabelFrames:
         self._pages = None
         self._tif = None
         self._data: Any = None
-        if self.path.suffix.lower() == ZARR_SUFFIX or (self.path.is_dir() and _is_zarr_dir(self.path)):
-            self._data = _open_zarr_array(self.path)
+        if self.path.suffix.lower() == ZARR_SUFFIX or (self.path.is_dir() and is_zarr_dir(self.path)):
+            self._data = open_zarr_array(self.path)
         elif self.path.is_dir():
             self._files = list_frame_files(self.path, suffixes=(".png",) + TIFF_SUFFIXES)
             if not self._files:
@@ -86,7 +86,7 @@ class LabelFrames:
 
     def _shape(self) -> tuple[int, ...]:
         if self._files is not None:
-            first = _label_image_file(self._files[0])
+            first = label_image_file(self._files[0])
             return (len(self._files),) + tuple(first.shape)
         if self._pages is not None:
             return tuple(self._pages)
@@ -97,7 +97,7 @@ class LabelFrames:
 
     def _raw(self, t: int) -> np.ndarray:
         if self._files is not None:
-            frame = _label_image_file(self._files[t])
+            frame = label_image_file(self._files[t])
             if frame.shape != tuple(self.shape[1:]):
                 raise InputError(f"label image {self._files[t].name} has shape {frame.shape}, "
                                  f"but the first one has {self.shape[1:]}; all frames must have the same size")
@@ -136,5 +136,5 @@ class LabelFrames:
         if self._white_is_one:
             return (raw > 0).astype(np.uint8)
         if raw.dtype == np.uint8:
-            return raw  # _as_labels' 0/255 rule is decided over the stack, above
-        return _as_labels(raw, self.path)
+            return raw  # as_labels' 0/255 rule is decided over the stack, above
+        return as_labels(raw, self.path)

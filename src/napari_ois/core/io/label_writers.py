@@ -13,9 +13,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import InputError
-from .atomic_target import _atomic_target, _remove
+from .atomic_target import atomic_write_target, remove_path
 from .suffixes import TIFF_SUFFIXES, ZARR_SUFFIX
-from .zarr_arrays import _is_zarr_dir
+from .zarr_arrays import is_zarr_dir
 
 
 class _NeedsWiderType(Exception):
@@ -118,7 +118,7 @@ def _write_png_file(tmp: Path, labels: Any) -> None:
     iio.imwrite(tmp, frame, extension=".png")
 
 
-def _is_png_labels_dir(path: Path) -> bool:
+def is_png_labels_dir(path: Path) -> bool:
     return all(re.fullmatch(r"\d+\.png", p.name) or p.name.startswith(".") for p in path.iterdir())
 
 
@@ -126,12 +126,12 @@ def _is_png_labels_dir(path: Path) -> bool:
 CTC_FOLDER_SUFFIX = "_RES"
 
 
-def _is_ctc_dir(path: Path) -> bool:
+def is_ctc_dir(path: Path) -> bool:
     """Whether a folder holds only a CTC result (``maskNNN.tif``, ``res_track.txt``): safe to replace."""
     return all(re.fullmatch(r"mask\d+\.tif|res_track\.txt", c.name) for c in path.iterdir())
 
 
-def _labels_format(raw: str, fmt: str | None) -> str:
+def labels_format(raw: str, fmt: str | None) -> str:
     """The format ``write_labels`` writes: ``fmt`` if given, else read off the path ``raw``."""
     if fmt is not None:
         fmt = fmt.lower().lstrip(".")
@@ -196,7 +196,7 @@ def write_labels(path: str | Path, labels: Any, format: str | None = None) -> Pa
         Wrong dimensions, non-integer/negative/NaN values, unknown suffix, or a
         folder in the way that is not a labels output.
     """
-    fmt = _labels_format(str(path), format)
+    fmt = labels_format(str(path), format)
     path = Path(path).expanduser()
     shape, _ = _check_label_array(labels)
     if fmt == "png-file" and len(shape) != 2 and shape[0] != 1:
@@ -207,19 +207,19 @@ def write_labels(path: str | Path, labels: Any, format: str | None = None) -> Pa
     if fmt == "ctc":
         return write_ctc(path, labels)
     if fmt == "png":
-        with _atomic_target(path, _is_png_labels_dir) as tmp:
+        with atomic_write_target(path, is_png_labels_dir) as tmp:
             _write_png_folder(tmp, labels, shape)
         return path
     if fmt == "png-file":
-        with _atomic_target(path) as tmp:
+        with atomic_write_target(path) as tmp:
             _write_png_file(tmp, labels)
         return path
     writer = _write_tiff if fmt == "tiff" else _write_zarr
-    with _atomic_target(path, _is_zarr_dir if fmt == "zarr" else None) as tmp:
+    with atomic_write_target(path, is_zarr_dir if fmt == "zarr" else None) as tmp:
         try:
             writer(tmp, labels, shape, np.dtype(np.uint16))
         except _NeedsWiderType:  # rare: restart the whole write as uint32
-            _remove(tmp)
+            remove_path(tmp)
             writer(tmp, labels, shape, np.dtype(np.uint32))
     return path
 
@@ -250,7 +250,7 @@ def write_ctc(folder: str | Path, labels: Any) -> Path:
     digits = 3 if shape[0] <= 1000 else 4
     span: dict[int, list[int]] = {}
 
-    with _atomic_target(folder, _is_ctc_dir) as tmp:
+    with atomic_write_target(folder, is_ctc_dir) as tmp:
         tmp.mkdir()
         for t, frame in enumerate(_label_frames(labels)):
             try:

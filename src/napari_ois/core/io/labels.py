@@ -9,10 +9,10 @@ import numpy as np
 from ..errors import InputError
 from .frame_files import list_frame_files
 from .suffixes import TIFF_SUFFIXES, ZARR_SUFFIX
-from .zarr_arrays import _is_zarr_dir, _open_zarr_array
+from .zarr_arrays import is_zarr_dir, open_zarr_array
 
 
-def _label_image_file(path: Path) -> np.ndarray:
+def label_image_file(path: Path) -> np.ndarray:
     """One label image as (Y, X) integers; palette PNGs give their indices, not colours."""
     suffix = path.suffix.lower()
     try:
@@ -50,7 +50,7 @@ def _grey_from_rgb(data: np.ndarray, path: Path) -> np.ndarray:
     return colour[..., 0]
 
 
-def _as_labels(data: np.ndarray, source: Path) -> np.ndarray:
+def as_labels(data: np.ndarray, source: Path) -> np.ndarray:
     """Check/convert a label array to non-negative integers.
 
     bool -> uint8; float holding only whole non-negative numbers -> uint32; an 8-bit
@@ -106,15 +106,15 @@ def read_labels(path: str | Path) -> np.ndarray:
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(f"labels not found: {path}")
-    if path.suffix.lower() == ZARR_SUFFIX or (path.is_dir() and _is_zarr_dir(path)):
-        data = np.asarray(_open_zarr_array(path)[...])
+    if path.suffix.lower() == ZARR_SUFFIX or (path.is_dir() and is_zarr_dir(path)):
+        data = np.asarray(open_zarr_array(path)[...])
     elif path.is_dir():
         files = list_frame_files(path, suffixes=(".png",) + TIFF_SUFFIXES)
         if not files:
             raise InputError(f"folder {path} holds no label images (.png or .tif)")
         frames = []
         for f in files:
-            frame = _label_image_file(f)
+            frame = label_image_file(f)
             if frame.ndim != 2:
                 raise InputError(f"label image {f.name} has shape {frame.shape}; expected (Y, X)")
             if frames and frame.shape != frames[0].shape:
@@ -125,9 +125,9 @@ def read_labels(path: str | Path) -> np.ndarray:
             frames.append(frame)
         data = np.stack(frames)
     elif path.suffix.lower() in (".png",) + TIFF_SUFFIXES:
-        data = _label_image_file(path)
+        data = label_image_file(path)
     else:
         raise InputError(f"cannot read labels from {path}: expected a TIFF, PNG(s) or .zarr")
     if data.ndim not in (2, 3):
         raise InputError(f"labels {path} have shape {data.shape}; expected (T, Y, X) or (Y, X)")
-    return _as_labels(data, path)
+    return as_labels(data, path)

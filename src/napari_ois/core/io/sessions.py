@@ -11,7 +11,7 @@ from typing import Iterable
 from ..clicks import CSV_HEADER, Click, read_prompts, write_prompts
 from ..config import AnnotationConfig
 from ..errors import InputError
-from .atomic_target import _atomic_target
+from .atomic_target import atomic_write_target
 
 
 SESSION_VERSION = 1
@@ -108,7 +108,7 @@ def write_session(
         keyframes = {}
         for c in clicks:
             keyframes.setdefault(c.object_id, set()).add(c.frame)
-    with _atomic_target(csv_path) as tmp:
+    with atomic_write_target(csv_path) as tmp:
         write_prompts(tmp, clicks)
     if config is None:
         return (csv_path,)
@@ -124,7 +124,7 @@ def write_session(
         "prompts": csv_path.name,
         "keyframes": {str(o): sorted(int(f) for f in fr) for o, fr in sorted(keyframes.items())},
     })
-    with _atomic_target(json_path) as tmp:
+    with atomic_write_target(json_path) as tmp:
         tmp.write_text(json.dumps(settings, indent=2) + "\n")
     return csv_path, json_path
 

@@ -18,9 +18,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import InputError
-from .atomic_target import _atomic_target, _remove, _tmp_sibling
-from .label_writers import _is_ctc_dir, _is_png_labels_dir, _labels_format, write_labels
-from .zarr_arrays import _is_zarr_dir
+from .atomic_target import atomic_write_target, remove_path, tmp_sibling
+from .label_writers import is_ctc_dir, is_png_labels_dir, labels_format, write_labels
+from .zarr_arrays import is_zarr_dir
 
 
 class FrameAxisLabels:
@@ -106,7 +106,7 @@ def streamed_labels(
         Unknown suffix, a folder in the way that is no labels output, a missing
         parent folder, or ids a PNG cannot hold: all checked before anything runs.
     """
-    fmt = _labels_format(str(path), format)
+    fmt = labels_format(str(path), format)
     path = Path(path).expanduser()
     shape = (int(n_frames), int(frame_shape[0]), int(frame_shape[1]))
     dtype = label_dtype(max_id)
@@ -117,16 +117,16 @@ def streamed_labels(
         what = "PNG labels" if fmt != "ctc" else "Cell Tracking Challenge masks (uint16)"
         raise InputError(f"{what} hold at most 65535 objects; write a TIFF or zarr instead")
     if fmt == "zarr":
-        with _atomic_target(path, _is_zarr_dir) as tmp:
+        with atomic_write_target(path, is_zarr_dir) as tmp:
             yield _create_zarr(tmp, shape, dtype)
         return
     if not path.parent.exists():
         raise InputError(f"output folder {path.parent} does not exist")
-    if path.is_dir() and not ((fmt == "png" and _is_png_labels_dir(path)) or (fmt == "ctc" and _is_ctc_dir(path))):
+    if path.is_dir() and not ((fmt == "png" and is_png_labels_dir(path)) or (fmt == "ctc" and is_ctc_dir(path))):
         # Checked now, not after a long run (write_labels would refuse it then).
         raise InputError(f"refusing to replace folder {path}: it holds files that are not a labels output")
     # Scratch next to the output: long data stays on the output's disk, not in /tmp.
-    scratch = _tmp_sibling(path, "frames")
+    scratch = tmp_sibling(path, "frames")
     scratch = scratch.with_name(scratch.name + ".zarr")
     try:
         store = _create_zarr(scratch, shape, dtype)
@@ -134,4 +134,4 @@ def streamed_labels(
         labels = store if fmt != "png-file" else store[0]
         write_labels(path, labels, format={"png-file": None}.get(fmt, fmt))
     finally:
-        _remove(scratch)
+        remove_path(scratch)

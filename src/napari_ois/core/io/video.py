@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .frame_sequence import _FrameSequence
-from .video_probe import _probe_video, _VideoProbe
+from .frame_sequence import FrameSequence
+from .video_probe import probe_video, VideoProbe
 
 
-class VideoReader(_FrameSequence):
+class VideoReader(FrameSequence):
     """Random access to the frames of a video file, decoded on demand by ffmpeg.
 
     Frames come out as (Y, X, 3) uint8 RGB; the reader behaves as a read-only array of
@@ -51,7 +51,7 @@ class VideoReader(_FrameSequence):
             raise InputError(f"video file not found: {self.path}")
         self.cache_frames = max(1, int(cache_frames))
         self.max_skip = max(0, int(max_skip))
-        probe = _probe_video(self.path)
+        probe = probe_video(self.path)
         self.fps = probe.fps
         self._seek_times = probe.seek_times if seek else None
         self.dtype = np.dtype(np.uint8)
@@ -77,7 +77,7 @@ class VideoReader(_FrameSequence):
         self._gen = None
         self._pos = 0  # index of the frame the open stream yields next
 
-    def _check_truncation(self, probe: _VideoProbe) -> None:
+    def _check_truncation(self, probe: VideoProbe) -> None:
         if probe.declared_duration is None or probe.stream_end is None or not probe.fps:
             return
         missing = probe.declared_duration - probe.stream_end

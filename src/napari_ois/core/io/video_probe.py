@@ -14,7 +14,7 @@ from ..errors import InputError
 
 
 @dataclass
-class _VideoProbe:
+class VideoProbe:
     n_frames: int
     fps: float | None
     seek_times: list[float] | None  # per frame, a time (s) between its pts and the previous one's
@@ -66,7 +66,7 @@ def _ffmpeg_reason(stderr: str) -> str:
     return lines[-1] if lines else "no output from ffmpeg"
 
 
-def _probe_video(path: str) -> _VideoProbe:
+def probe_video(path: str) -> VideoProbe:
     """Demux (not decode) the first video stream to count its packets and get their times.
 
     ``-c copy -f framecrc`` reads the container only, so it is fast even for long
@@ -88,7 +88,7 @@ def _probe_video(path: str) -> _VideoProbe:
     if n_frames == 0:
         raise InputError(f"video {path} holds no readable frame (the file may be truncated or damaged)")
     fps, declared = _parse_video_header(err.split("Stream mapping:")[0])
-    return _VideoProbe(n_frames, fps, seek_times, stream_end, declared)
+    return VideoProbe(n_frames, fps, seek_times, stream_end, declared)
 
 
 def _parse_packets(framecrc: str) -> tuple[int, list[float] | None, float | None]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import InputError
 
 
-def _open_zarr_array(path: Path):
+def open_zarr_array(path: Path):
     """The array of a zarr path: an array, an OME-Zarr multiscale (level 0) or a one-array group."""
     import zarr
 
@@ -31,5 +31,5 @@ def _open_zarr_array(path: Path):
     return node
 
 
-def _is_zarr_dir(path: Path) -> bool:
+def is_zarr_dir(path: Path) -> bool:
     return any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))

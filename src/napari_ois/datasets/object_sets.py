@@ -37,7 +37,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.frames import FrameStack
 from ..core.io import read_image_file
-from ..evaluate.datasets import FOLDER_LAYOUTS, InstanceItem, as_plane, image_mask_pairs, read_mask
+from .layouts import FOLDER_LAYOUTS, InstanceItem, as_plane, image_mask_pairs, read_mask
 
 VALIDATION_EVERY = 20  # 1 image in 20 is held out for validation
 _IMAGE_ID = re.compile(r"_(\d+)$")

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_ois.core.errors import InputError
+from ..errors import InputError
 
 #: Labels larger than this (uint32 bytes) go on disk unless the widget says otherwise.
 DEFAULT_LABELS_ON_DISK_MB = 512
