@@ -122,3 +122,24 @@ def open_in_napari(make_napari_viewer, path=None, data=None, **widget_kwargs):
     widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda backend, device: segmenter, **widget_kwargs)
     viewer.window.add_dock_widget(widget, name="Annotate objects")
     return viewer, widget
+
+
+def settle_clicks(widget, timeout: float = 20.0) -> None:
+    """Process Qt events until the widget has applied every queued click (their frames are
+    encoded by workers, see napari_ois._widgets._clicks)."""
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    deadline = time.monotonic() + timeout
+    while widget.clicks_pending or widget._encode_worker is not None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{widget.clicks_pending} click(s) still waiting for an encode")
+        QApplication.processEvents()
+        time.sleep(0.005)
+
+
+def add_point(widget, coords) -> None:
+    """napari's own add on the prompts layer (as a click delivers it), then wait for the mask."""
+    widget.points_layer.add(coords)
+    settle_clicks(widget)

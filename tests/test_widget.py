@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 import tifffile
-from conftest import BrightComponentSegmenter, moving_squares
+from conftest import BrightComponentSegmenter, add_point, moving_squares, settle_clicks
 from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 from napari.utils.key_bindings import coerce_keybinding
@@ -82,6 +83,7 @@ def click(widget, frame, y, x, shift=False):
     for kind, callbacks in (("mouse_press", mouse_press_callbacks), ("mouse_release", mouse_release_callbacks)):
         event = MouseEvent(kind, (float(frame), float(y), float(x)), modifiers)
         callbacks(layer, ReadOnlyWrapper(event, exceptions=("handled",)))
+    settle_clicks(widget)  # a frame not yet encoded is encoded by a worker first
 
 
 def test_layers_are_created_for_the_image(annotate):
@@ -95,7 +97,7 @@ def test_layers_are_created_for_the_image(annotate):
 
 def test_click_segments_that_frame_only(annotate, qtbot):
     viewer, widget, truth = annotate()
-    widget.points_layer.add(np.array([3, 8, 2 + 2 * 3 + 3], dtype=float))  # napari's add, directly
+    add_point(widget, np.array([3, 8, 2 + 2 * 3 + 3], dtype=float))  # napari's add, directly
     labels = widget.labels_layer.data
     assert np.array_equal(labels[3] == 1, truth[3] == 1)
     assert labels[[0, 1, 2, 4, 5, 6, 7, 8, 9]].max() == 0
@@ -318,7 +320,7 @@ def test_4d_data_walks_the_chosen_axis(make_napari_viewer, qtbot):
     widget.axis_spin.setValue(1)
     assert widget.progress.text() == "0 / 6 frames"  # the walked axis changed: 6 frames
     viewer.dims.set_point(0, 1)  # hold t = 1
-    widget.points_layer.add(np.array([1, 0, 8, 2 + 2 * 5 + 3], dtype=float))
+    add_point(widget, np.array([1, 0, 8, 2 + 2 * 5 + 3], dtype=float))
     with qtbot.waitSignal(widget.propagation_finished, timeout=TIMEOUT_MS):
         widget.propagate("forward")
     labels = widget.labels_layer.data
@@ -334,7 +336,7 @@ def test_single_rgb_image_and_removed_layers(make_napari_viewer, qtbot):
     widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda b, d: BrightComponentSegmenter())
     viewer.window.add_dock_widget(widget)
     assert widget.labels_layer.data.shape == truth.shape[1:] and widget.points_layer.ndim == 2
-    widget.points_layer.add(np.array([8.0, 4.0]))
+    add_point(widget, np.array([8.0, 4.0]))
     assert np.array_equal(widget.labels_layer.data == 1, truth[0] == 1)
     # Removing the prompts layer is survivable: a click-less action says what to do.
     viewer.layers.remove(widget.points_layer)
@@ -466,3 +468,59 @@ def test_unreadable_checkpoint_notifies_and_keeps_labels(make_napari_viewer, squ
     widget.backend_combo.setCurrentText("classical")
     click(widget, 1, 8, 6)
     assert np.array_equal(widget.labels_layer.data[0], before[0]) and widget.labels_layer.data[1].any()
+
+
+class _SlowEncoder(BrightComponentSegmenter):
+    """The bright-component double whose encode takes ``delay`` seconds (a big model on a CPU)."""
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.delay, self.encoded = delay, threading.Event()
+        self.encode_threads = []
+
+    def encode(self, image):
+        self.encode_threads.append(threading.current_thread())
+        time.sleep(self.delay)
+        embedding = super().encode(image)
+        self.encoded.set()
+        return embedding
+
+
+def test_a_click_on_an_unencoded_frame_returns_at_once_and_its_mask_comes_later(make_napari_viewer, qtbot):
+    video, truth = moving_squares()
+    viewer = make_napari_viewer()
+    viewer.add_image(video, name="squares")
+    segmenter = _SlowEncoder(delay=1.5)
+    widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda backend, device: segmenter)
+    viewer.window.add_dock_widget(widget, name="Annotate objects")
+    widget.points_layer.add(np.array([3, 8, 9], dtype=float))  # positive on object 1's square
+    widget.negative_check.setChecked(True)
+    widget.points_layer.add(np.array([3, 8, 9], dtype=float))  # then a negative one on it
+    # Control is back in the event loop while the frame is still being encoded.
+    assert not segmenter.encoded.is_set()
+    assert widget.clicks_pending == 2 and "Encoding frame 3" in widget.status.text()
+    assert not widget.labels_layer.data.any()
+    qtbot.waitUntil(lambda: widget.clicks_pending == 0, timeout=TIMEOUT_MS)
+    assert segmenter.encode_threads and all(t is not threading.main_thread() for t in segmenter.encode_threads)
+    # Applied in the order clicked: positive then negative leaves nothing (the other order, the square).
+    assert [c.positive for c in widget.session.prompts.clicks(1, 3)] == [True, False]
+    assert not widget.labels_layer.data.any()
+    widget.negative_check.setChecked(False)
+    widget.points_layer.add(np.array([3, 28, 2 + 2 * 3 + 8], dtype=float))  # frame 3 is cached now: at once
+    assert widget.clicks_pending == 0 and (widget.labels_layer.data[3] == 1).sum() == (truth[3] == 2).sum()
+
+
+def test_the_frame_under_a_resting_slider_is_encoded_in_the_background(make_napari_viewer, qtbot):
+    video, _ = moving_squares()
+    viewer = make_napari_viewer()
+    viewer.add_image(video, name="squares")
+    segmenter = _SlowEncoder(delay=0.2)
+    widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda backend, device: segmenter)
+    viewer.window.add_dock_widget(widget, name="Annotate objects")
+    viewer.dims.set_current_step(0, 6)
+    qtbot.waitUntil(lambda: widget.session.cache.is_ready(6), timeout=TIMEOUT_MS)
+    assert all(t is not threading.main_thread() for t in segmenter.encode_threads)
+    before = segmenter.encode_calls
+    widget.points_layer.add(np.array([6, 8, 2 + 2 * 6 + 3], dtype=float))
+    assert widget.clicks_pending == 0 and widget.labels_layer.data[6].any()  # applied at once
+    assert segmenter.encode_calls == before

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import BrightComponentSegmenter, moving_squares, open_in_napari
+from conftest import BrightComponentSegmenter, add_point, moving_squares, open_in_napari
 
 from napari_ois.core.autosave import read_autosave, replay_autosave
 
@@ -41,7 +41,7 @@ def test_reopening_the_image_restores_labels_clicks_and_edits(make_napari_viewer
     assert widget.autosave is not None and widget.autosave.folder == folder
     assert widget.autosave_label.text().endswith("squares.tif.ois") and widget.fresh_button.isEnabled()
 
-    widget.points_layer.add(np.array([0, 8, 5], dtype=float))  # a click on object 1, frame 0
+    add_point(widget, np.array([0, 8, 5], dtype=float))  # a click on object 1, frame 0
     with qtbot.waitSignal(widget.propagation_finished, timeout=TIMEOUT_MS):
         widget.forward_button.click()
     assert np.array_equal(widget.labels_layer.data == 1, truth == 1)
@@ -101,7 +101,7 @@ def test_data_without_a_path_autosaves_into_a_chosen_folder(make_napari_viewer, 
     folder = tmp_path / "mine.ois"
     widget.set_autosave_folder(folder)
     assert widget.autosave is not None and widget.autosave.folder == folder
-    widget.points_layer.add(np.array([3, 8, 2 + 2 * 3 + 3], dtype=float))
+    add_point(widget, np.array([3, 8, 2 + 2 * 3 + 3], dtype=float))
     assert journal_ops(folder)[-1] == "action"
     assert np.array_equal(read_autosave(folder).read_labels() == 1, widget.labels_layer.data == 1)
     # Turning autosave off stops writing; on again starts a new autosave from the current labels.
@@ -116,7 +116,7 @@ import sys, time
 sys.path.insert(0, sys.argv[2])
 import napari
 from qtpy.QtWidgets import QApplication
-from conftest import BrightComponentSegmenter
+from conftest import BrightComponentSegmenter, add_point
 from napari_ois._widgets import AnnotateObjectsWidget
 import numpy as np
 
@@ -131,7 +131,7 @@ viewer.open(sys.argv[1])
 segmenter = Slow()
 widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda backend, device: segmenter)
 viewer.window.add_dock_widget(widget)
-widget.points_layer.add(np.array([0, 8, 5], dtype=float))
+add_point(widget, np.array([0, 8, 5], dtype=float))  # waits for the frame's encode
 # Connected after the widget's own handler: printed once the frame is applied and autosaved.
 widget.propagate("forward").yielded.connect(lambda r: print("done", r.frame, flush=True))
 app = QApplication.instance()

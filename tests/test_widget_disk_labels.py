@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import moving_squares, open_in_napari
+from conftest import add_point, moving_squares, open_in_napari
 from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
 
@@ -98,7 +98,7 @@ def test_propagation_and_undo_write_the_labels_on_disk(make_napari_viewer, qtbot
     assert "on disk" in widget.labels_storage_label.text()
 
     viewer.dims.set_point(0, 4)  # frame 4 is on screen while the run writes it
-    widget.points_layer.add(np.array([0, 8, 5], dtype=float))  # object 1, frame 0
+    add_point(widget, np.array([0, 8, 5], dtype=float))  # object 1, frame 0
     assert np.array_equal(on_disk(layer)[0] == 1, truth[0] == 1)
     propagate(qtbot, widget)
     assert np.array_equal(on_disk(layer) == 1, truth == 1)
@@ -124,7 +124,7 @@ def test_disk_labels_paint_autosave_restore_and_start_fresh(make_napari_viewer, 
     viewer, widget = open_in_napari(make_napari_viewer, path, labels_on_disk_mb=0)
     assert isinstance(widget.labels_layer.data, zarr.Array) and widget.autosave.folder == autosave
 
-    widget.points_layer.add(np.array([0, 8, 5], dtype=float))
+    add_point(widget, np.array([0, 8, 5], dtype=float))
     propagate(qtbot, widget)
     # napari's brush (a mouse stroke in paint mode) on the zarr-backed layer: on disk and journalled.
     layer = widget.labels_layer
@@ -168,9 +168,9 @@ def test_export_of_disk_labels_matches_the_numpy_path(make_napari_viewer, qtbot,
     for name, threshold in (("memory", None), ("disk", 0)):
         viewer, widget = open_in_napari(make_napari_viewer, data=video, labels_on_disk_mb=threshold)
         assert isinstance(widget.labels_layer.data, zarr.Array) == (name == "disk")
-        widget.points_layer.add(np.array([0, 8, 5], dtype=float))  # object 1
+        add_point(widget, np.array([0, 8, 5], dtype=float))  # object 1
         widget.object_spin.setValue(2)
-        widget.points_layer.add(np.array([0, 28, 8], dtype=float))  # object 2
+        add_point(widget, np.array([0, 28, 8], dtype=float))  # object 2
         widget.all_objects_check.setChecked(True)
         propagate(qtbot, widget)
         files = widget.save(tmp_path / f"{name}.tif")
@@ -198,7 +198,7 @@ def test_disk_cache_checkbox_gives_the_session_a_disk_tier(make_napari_viewer, q
     assert disk.folder.parent == autosave  # on the data's disk, next to the autosave
     # With a memory budget of one frame, propagation pushes frames to disk and reads them back.
     session.cache.max_bytes = 1
-    widget.points_layer.add(np.array([0, 8, 5], dtype=float))
+    add_point(widget, np.array([0, 8, 5], dtype=float))
     propagate(qtbot, widget, "forward")
     propagate(qtbot, widget, "forward")  # the same frames again: read back, not re-encoded
     assert disk.writes > 0 and disk.reads > 0
@@ -232,7 +232,7 @@ def test_a_fast_run_over_a_long_stack_does_not_nest_frame_handlers(make_napari_v
     # (RecursionError on long videos with a fast backend).
     video, truth = moving_squares(n_frames=600, size=40, step=0)
     viewer, widget = open_in_napari(make_napari_viewer, data=video, labels_on_disk_mb=0)
-    widget.points_layer.add(np.array([0, 8, 5], dtype=float))
+    add_point(widget, np.array([0, 8, 5], dtype=float))
     with qtbot.waitSignal(widget.propagation_finished, timeout=60_000):
         widget.propagate("forward")
     assert np.array_equal(on_disk(widget.labels_layer) == 1, truth == 1)
@@ -245,7 +245,7 @@ def test_four_d_stacks_write_one_plane_of_the_disk_labels(make_napari_viewer, qt
     viewer, widget = open_in_napari(make_napari_viewer, data=tzyx, labels_on_disk_mb=0)
     assert widget.labels_layer.data.chunks == (1, 1, 40, 40)
     viewer.dims.set_point(1, 2)  # hold Z = 2, walk T
-    widget.points_layer.add(np.array([1, 2, 8, 9], dtype=float))
+    add_point(widget, np.array([1, 2, 8, 9], dtype=float))
     propagate(qtbot, widget, "forward")
     labels = on_disk(widget.labels_layer)
     assert np.array_equal(labels[1, 2] == 1, truth[2] == 1) and np.array_equal(labels[2, 2] == 1, truth[2] == 1)

@@ -5,7 +5,8 @@ writes layers; no numerics live here. Long work (propagation) runs in a napari
 ``thread_worker`` over the core generator (see ``_runs.py``): every yielded frame is
 applied on the main thread, so a stopped run leaves each frame untouched or complete.
 
-Modules: ``_panel`` (controls), ``_runs`` (propagation), ``_edits`` (objects, undo/redo,
+Modules: ``_panel`` (controls), ``_clicks`` (clicks; encodes off the GUI thread),
+``_runs`` (propagation), ``_edits`` (objects, undo/redo,
 export), ``_layers`` (layers and coordinates), ``_hooks`` (what is attached to the viewer),
 ``_storage`` (labels on disk for long data via core/io/scratch_labels.py, embedding disk cache).
 """
@@ -16,7 +17,6 @@ import inspect
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 from napari.layers import Image
 from napari.layers.base import ActionType
 from napari.utils.notifications import show_error, show_warning
@@ -34,6 +34,7 @@ from napari_ois.threads import configure_threads
 
 from . import _layers
 from ._autosave import AutosaveMixin
+from ._clicks import ClickMixin
 from ._edits import EditMixin
 from ._hooks import Hooks
 from ._panel import build_panel
@@ -46,7 +47,7 @@ SegmenterFactory = Callable[..., Segmenter]
 __all__ = ["AnnotateObjectsWidget", "SegmenterFactory"]
 
 
-class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageMixin, QWidget):
+class AnnotateObjectsWidget(ClickMixin, PropagationMixin, EditMixin, AutosaveMixin, StorageMixin, QWidget):
     """Click-based object segmentation and mask propagation for the chosen image layer.
 
     Parameters
@@ -86,6 +87,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
         self._contrast_stale = False
         self._syncing = False
         self._hooks = Hooks(napari_viewer)
+        self._init_clicks()
         self.scratch_dir = scratch_dir
         self._build_ui()
         if labels_on_disk_mb is not None:
@@ -155,7 +157,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
 
     def _update_checkpoint_row(self) -> None:
         # Only the 'ois' backend reads a checkpoint; a running propagation keeps its model.
-        self.checkpoint_row.setEnabled(self._takes_checkpoint(self.backend_combo.currentText()) and self.worker is None)
+        self.checkpoint_row.setEnabled(self._backend_takes_checkpoint(self.backend_combo.currentText()) and self.worker is None)
 
     # ---------------------------------------------------------- checkpoint
     @property
@@ -204,6 +206,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
         layers = self.viewer.layers
         self._hooks.connect(layers.events.inserted, self._refresh_image_choices)
         self._hooks.connect(layers.events.removed, self._on_layer_removed)
+        self._hooks.connect(self.viewer.dims.events.current_step, self._on_slider_moved)
         bind = self._hooks.bind_key
         bind("Control-Z", lambda v: self.undo())
         bind("Control-Shift-Z", lambda v: self.redo())
@@ -339,7 +342,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
             session = self.session
         except OISError as exc:
             message = str(exc)
-            if self._takes_checkpoint(self.backend_combo.currentText()) and self._checkpoint is None:
+            if self._backend_takes_checkpoint(self.backend_combo.currentText()) and self._checkpoint is None:
                 # The core message names the CLI option; in the widget the '…' button does it.
                 message += " (in the widget: choose a .pt file with the Checkpoint '…' button)"
             self._error(message)
@@ -363,7 +366,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
         return self.axis_spin.value()
 
     @staticmethod
-    def _takes_checkpoint(backend: str) -> bool:
+    def _backend_takes_checkpoint(backend: str) -> bool:
         """Whether the backend reads a checkpoint (from the registry; unknown names do not)."""
         try:
             return backend_info(backend).takes_checkpoint
@@ -373,7 +376,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
     def _config(self) -> AnnotationConfig:
         backend = self.backend_combo.currentText()
         # Recorded only where it is used, so exported settings say which model made the masks.
-        checkpoint = self._checkpoint if self._takes_checkpoint(backend) else None
+        checkpoint = self._checkpoint if self._backend_takes_checkpoint(backend) else None
         return AnnotationConfig(
             backend=backend, device=self.device_combo.currentText(), checkpoint=checkpoint, axis=self.axis,
             **self._disk_cache_settings(),
@@ -445,6 +448,9 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
         if self.points_layer is None or self.image_layer is None:
             return
         clicks = [(c, fixed) for fixed, s in self._sessions.items() for c in s.prompts]
+        # Queued clicks (their frame is being encoded) stay visible until they are applied.
+        held = {id(s): fixed for fixed, s in self._sessions.items()}
+        clicks += [(c, held[id(s)]) for c, s in self.pending_clicks() if id(s) in held]
         self._syncing = True
         try:
             _layers.show_clicks(self.points_layer, clicks, self.axis, _layers.leading_axes(self.image_layer))
@@ -468,35 +474,12 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
         # napari still touches the new point after this event: rebuild on the next tick.
         QTimer.singleShot(0, self._sync_points)
 
-    def _click_at(self, point, positive: bool) -> bool:
-        """Add a click at a prompts-layer data point; errors become notifications."""
-        try:
-            self._apply_contrast()
-            n_leading = _layers.leading_axes(self.image_layer) if self.image_layer is not None else 0
-            click, fixed = _layers.click_from_point(point, self.axis, n_leading, self.object_spin.value(), positive)
-            session = self._session_for(fixed)
-            prediction = session.add_click(click)
-        except OISError as exc:
-            self._error(str(exc), warning=True)
-            return False
-        except Exception as exc:  # a backend bug must not take napari down
-            self._error(f"segmentation failed: {exc!r}")
-            return False
-        self._refresh_labels()
-        kind = "positive" if click.positive else "negative"
-        # The mask's size, not the backend's raw score: that score has no scale on a clicked
-        # frame (only propagated frames get a predicted IoU, see core/quality.py).
-        area = int(np.count_nonzero(np.asarray(prediction.prob) > self.session.config.threshold))
-        self._set_status(
-            f"Object {click.object_id}, frame {click.frame}: {kind} click at "
-            f"(y={click.y:g}, x={click.x:g}); mask {area:,} px."
-        )
-        return True
-
     def add_clicks(self, clicks: Iterable[Click]) -> int:
         """Apply clicks (e.g. read from a prompts CSV) at the current held position.
 
-        Returns the number of clicks accepted; the others are reported.
+        Scripted clicks wait for their frames' encodes (see :class:`~._clicks.ClickMixin`
+        for interactive clicks, which do not). Returns the number of clicks accepted; the
+        others are reported.
         """
         done = 0
         for click in clicks:
@@ -504,7 +487,7 @@ class AnnotateObjectsWidget(PropagationMixin, EditMixin, AutosaveMixin, StorageM
             fixed = self._current_fixed() if self.image_layer is not None else ()
             point = _layers.point_from_click(click, self.axis, n_leading, fixed)
             with _spin_value(self.object_spin, click.object_id):
-                done += self._click_at(point, click.positive)
+                done += self._click_at(point, click.positive, wait=True)
         self._sync_points()
         return done
 

@@ -7,6 +7,7 @@ only the light prompt path for each click.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Protocol, Sequence, runtime_checkable
@@ -152,29 +153,62 @@ class EmbeddingCache:
         self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self.nbytes = 0
         self.encode_calls = 0
+        self._lock = threading.RLock()
+        self._pending: dict[Hashable, threading.Event] = {}
 
     def get(self, key: Hashable) -> Any:
-        """The embedding of frame ``key``, encoding it on a miss."""
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            embedding, counted = self._entries[key]
-            # An embedding may grow after encoding (the ois backend adds zoom-in crops
-            # to it): count it again, so the budget holds.
-            size = embedding_nbytes(embedding)
-            if size != counted:
+        """The embedding of frame ``key``, encoding it on a miss.
+
+        Thread-safe: a worker may encode a frame while the GUI thread reads others; the
+        encode itself runs outside the lock, and two threads asking for the same missing
+        frame encode it once (the second waits for the first).
+        """
+        while True:
+            with self._lock:
+                hit = self._lookup(key)
+                if hit is not None:
+                    return hit
+                pending = self._pending.get(key)
+                if pending is None:
+                    pending = self._pending[key] = threading.Event()
+                    break
+            pending.wait()  # another thread is encoding it: take its result (or retry)
+        try:
+            embedding = self.disk.get(key) if self.disk is not None else None
+            if embedding is None:
+                embedding = self.segmenter.encode(self.load_frame(key))
+                self.encode_calls += 1
+            with self._lock:
+                size = embedding_nbytes(embedding)
                 self._entries[key] = (embedding, size)
-                self.nbytes += size - counted
+                self.nbytes += size
                 self._evict()
-            return embedding
-        embedding = self.disk.get(key) if self.disk is not None else None
-        if embedding is None:
-            embedding = self.segmenter.encode(self.load_frame(key))
-            self.encode_calls += 1
-        size = embedding_nbytes(embedding)
-        self._entries[key] = (embedding, size)
-        self.nbytes += size
-        self._evict()
+        finally:
+            with self._lock:
+                self._pending.pop(key).set()
         return embedding
+
+    def _lookup(self, key: Hashable) -> Any | None:
+        """The cached embedding (most recently used now), or None; call with the lock held."""
+        if key not in self._entries:
+            return None
+        self._entries.move_to_end(key)
+        embedding, counted = self._entries[key]
+        # An embedding may grow after encoding (the ois backend adds zoom-in crops
+        # to it): count it again, so the budget holds.
+        size = embedding_nbytes(embedding)
+        if size != counted:
+            self._entries[key] = (embedding, size)
+            self.nbytes += size - counted
+            self._evict()
+        return embedding
+
+    def is_ready(self, key: Hashable) -> bool:
+        """Whether :meth:`get` would return without encoding (in memory or on the disk tier)."""
+        with self._lock:
+            if key in self._entries:
+                return True
+        return self.disk is not None and key in self.disk
 
     def _evict(self) -> None:
         """Drop the least recently used embeddings (to disk when there is a disk tier) until within budget."""
@@ -185,14 +219,16 @@ class EmbeddingCache:
                 self.disk.put(old_key, old)
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self._entries
+        with self._lock:
+            return key in self._entries
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def clear(self) -> None:
         """Drop every cached embedding (e.g. after the backend or normalisation changed)."""
-        self._entries.clear()
-        self.nbytes = 0
+        with self._lock:
+            self._entries.clear()
+            self.nbytes = 0
         if self.disk is not None:
             self.disk.clear()

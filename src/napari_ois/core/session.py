@@ -181,6 +181,13 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
         if not 1 <= object_id <= top:
             raise InputError(f"object id must be between 1 and {top} for {dtype} labels, got {object_id}")
 
+    def check_click(self, click: Click) -> None:
+        """Raise :class:`InputError` if ``click`` cannot be applied (outside the image or the
+        stack, or a bad object id); cheap, so a caller can refuse a click before encoding."""
+        height, width = self.frames.shape
+        validate_click(click, self.frames.n_frames, height, width)
+        self._check_object_id(click.object_id)
+
     def add_click(self, click: Click) -> Prediction:
         """Add a click and update that object's mask on that frame at once.
 
@@ -189,9 +196,7 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
         InputError
             The click is outside the image or the stack; nothing changes then.
         """
-        height, width = self.frames.shape
-        validate_click(click, self.frames.n_frames, height, width)
-        self._check_object_id(click.object_id)
+        self.check_click(click)
         obj, frame = click.object_id, click.frame
         with self.lock:
             clicks_before = self.prompts.clicks(obj, frame)
