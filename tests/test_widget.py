@@ -486,13 +486,19 @@ class _SlowEncoder(BrightComponentSegmenter):
         return embedding
 
 
-def test_a_click_on_an_unencoded_frame_returns_at_once_and_its_mask_comes_later(make_napari_viewer, qtbot):
+def _slow_widget(make_napari_viewer, delay: float):
+    """(widget, slow segmenter, truth) on the moving squares."""
     video, truth = moving_squares()
     viewer = make_napari_viewer()
     viewer.add_image(video, name="squares")
-    segmenter = _SlowEncoder(delay=1.5)
+    segmenter = _SlowEncoder(delay)
     widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda backend, device: segmenter)
     viewer.window.add_dock_widget(widget, name="Annotate objects")
+    return widget, segmenter, truth
+
+
+def test_a_click_on_an_unencoded_frame_returns_at_once_and_its_mask_comes_later(make_napari_viewer, qtbot):
+    widget, segmenter, truth = _slow_widget(make_napari_viewer, delay=1.5)
     widget.points_layer.add(np.array([3, 8, 9], dtype=float))  # positive on object 1's square
     widget.negative_check.setChecked(True)
     widget.points_layer.add(np.array([3, 8, 9], dtype=float))  # then a negative one on it
@@ -511,13 +517,8 @@ def test_a_click_on_an_unencoded_frame_returns_at_once_and_its_mask_comes_later(
 
 
 def test_the_frame_under_a_resting_slider_is_encoded_in_the_background(make_napari_viewer, qtbot):
-    video, _ = moving_squares()
-    viewer = make_napari_viewer()
-    viewer.add_image(video, name="squares")
-    segmenter = _SlowEncoder(delay=0.2)
-    widget = AnnotateObjectsWidget(viewer, segmenter_factory=lambda backend, device: segmenter)
-    viewer.window.add_dock_widget(widget, name="Annotate objects")
-    viewer.dims.set_current_step(0, 6)
+    widget, segmenter, _ = _slow_widget(make_napari_viewer, delay=0.2)
+    widget.viewer.dims.set_current_step(0, 6)
     qtbot.waitUntil(lambda: widget.session.cache.is_ready(6), timeout=TIMEOUT_MS)
     assert all(t is not threading.main_thread() for t in segmenter.encode_threads)
     before = segmenter.encode_calls

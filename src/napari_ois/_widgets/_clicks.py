@@ -70,12 +70,8 @@ class ClickMixin:
             click, fixed = _layers.click_from_point(point, self.axis, n_leading, self.object_spin.value(), positive)
             session = self._session_for(fixed)
             session.check_click(click)  # a bad click is refused now, not after an encode
-        except OISError as exc:
-            self._error(str(exc), warning=True)
-            return False
-        except Exception as exc:  # a backend bug must not take napari down
-            self._error(f"segmentation failed: {exc!r}")
-            return False
+        except Exception as exc:  # noqa: BLE001 (reported, see _click_failed)
+            return self._click_failed(exc)
         if not wait and (self._queued or not session.cache.is_ready(click.frame)):
             self._queued.append(_Queued(click, session))
             self._drain_clicks()
@@ -86,12 +82,8 @@ class ClickMixin:
         """Run the prompt path for a click (its frame is encoded, or ``wait``) and show the mask."""
         try:
             prediction = session.add_click(click)
-        except OISError as exc:
-            self._error(str(exc), warning=True)
-            return False
-        except Exception as exc:  # a backend bug must not take napari down
-            self._error(f"segmentation failed: {exc!r}")
-            return False
+        except Exception as exc:  # noqa: BLE001 (reported, see _click_failed)
+            return self._click_failed(exc)
         self._refresh_labels()
         kind = "positive" if click.positive else "negative"
         # The mask's size, not the backend's raw score: that score has no scale on a clicked
@@ -102,6 +94,15 @@ class ClickMixin:
             f"(y={click.y:g}, x={click.x:g}); mask {area:,} px."
         )
         return True
+
+    def _click_failed(self, exc: Exception) -> bool:
+        """Report a refused or failed click as a notification (a backend bug must not take
+        napari down); returns False (not accepted)."""
+        if isinstance(exc, OISError):
+            self._error(str(exc), warning=True)
+        else:
+            self._error(f"segmentation failed: {exc!r}")
+        return False
 
     def _drain_clicks(self) -> None:
         """Apply queued clicks in order while their frames are encoded; start an encode for the first that is not."""
