@@ -22,7 +22,7 @@ from skimage.segmentation import find_boundaries  # noqa: E402
 
 from napari_ois.core.config import AnnotationConfig  # noqa: E402
 from napari_ois.core.frames import FrameStack  # noqa: E402
-from napari_ois.core.segmenter import get_segmenter  # noqa: E402
+from napari_ois.core.backends import get_segmenter  # noqa: E402
 from napari_ois.core.session import AnnotationSession  # noqa: E402
 from napari_ois.datasets.loaders import load_sequences  # noqa: E402
 from napari_ois.evaluate.propagation_eval import _FileStack, _initialise, _truth  # noqa: E402

@@ -35,7 +35,7 @@ from napari_ois.cli import main  # noqa: E402
 from napari_ois.core.clicks import Click  # noqa: E402
 from napari_ois.core.errors import InputError  # noqa: E402
 from napari_ois.core.frames import FrameStack  # noqa: E402
-from napari_ois.core.segmenter import get_segmenter  # noqa: E402
+from napari_ois.core.backends import get_segmenter  # noqa: E402
 from napari_ois.core.session import AnnotationSession  # noqa: E402
 
 # Under CI the examples are drawn from a fixed seed: a landing must not depend on luck. Locally
