@@ -11,7 +11,6 @@ from PIL import Image
 from conftest import BrightComponentSegmenter
 from napari_ois.api import propagate_file
 from napari_ois.cli import main
-from napari_ois.core.clicks import Click
 from napari_ois.core.errors import InputError
 from napari_ois.core.frames import FrameStack
 from napari_ois.core.multi_propagation import resolve_overlaps

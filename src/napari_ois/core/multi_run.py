@@ -22,7 +22,6 @@ from .multi_propagation import MultiFrameResult, propagate_objects
 from .segmenter import Prediction, Reference, frame_depth
 
 
-
 class MultiObjectRuns:
     """Propagate several objects in one pass (mixed into ``AnnotationSession``)."""
 

@@ -11,8 +11,7 @@ overwritten, so no work is lost.
 from __future__ import annotations
 
 import threading
-import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterator
 
 import numpy as np

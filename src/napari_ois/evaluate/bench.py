@@ -21,7 +21,7 @@ import numpy as np
 from ..core.clicks import Click
 from ..core.config import AnnotationConfig
 from ..core.frames import FrameStack, StackNormalizer
-from ..core.backends import DEFAULT_BACKEND, get_segmenter
+from ..core.backends import DEFAULT_BACKEND
 from ..core.session import AnnotationSession
 from ..progress_bar import ProgressBar
 from ..threads import usable_cores
