@@ -133,11 +133,13 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
         self.labels[idx] = updated
         return before, updated == object_id
 
-    def _set_mask(self, action: Action, frame: int, mask: np.ndarray) -> None:
-        """Write a mask and record before/after in ``action`` (first 'before' wins)."""
+    def _set_mask(self, action: Action, frame: int, mask: np.ndarray) -> np.ndarray:
+        """Write a mask and record before/after in ``action`` (first 'before' wins); returns
+        the object's (Y, X) bool mask as written."""
         before, after = self.write_object_mask(action.object_id, frame, mask)
         first_before = action.masks[frame][0] if frame in action.masks else pack_mask(before)
         action.masks[frame] = (first_before, pack_mask(after))
+        return after
 
     # ----------------------------------------------------------------- objects
     def objects(self) -> list[int]:
@@ -306,10 +308,9 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
             if result.frame in self.keyframes.get(run.object_id, ()):
                 return  # user annotations win, even if they appeared mid-run
             before_score = self.scores.get(run.object_id, {}).get(result.frame)
-            self._set_mask(run, result.frame, result.mask)
+            written = self._set_mask(run, result.frame, result.mask)  # no second labels read
             obj = run.object_id
-            score = self._written_scores(result.frame, {obj: self.object_mask(obj, result.frame)},
-                                         {obj: result.score})[obj]
+            score = self._written_scores(result.frame, {obj: written}, {obj: result.score})[obj]
             if result.frame not in run.scores:
                 run.scores[result.frame] = (before_score, score)
             else:
