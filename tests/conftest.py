@@ -25,7 +25,8 @@ class BrightComponentSegmenter:
 
     With clicks: the bright components under positive clicks, minus those under
     negative clicks. With a reference: the bright components touching the reference
-    mask. Counts encode/predict calls so tests can check the caching contract.
+    mask. With a box: the bright pixels inside it. Counts encode/predict calls so tests
+    can check the caching contract.
     """
 
     name = "bright-components"
@@ -38,10 +39,12 @@ class BrightComponentSegmenter:
         self.encode_calls += 1
         return _GrayEmbedding(image.mean(axis=-1))
 
-    def predict(self, embedding, clicks, prev_prob=None, reference=None):
+    def predict(self, embedding, clicks, prev_prob=None, reference=None, box=None):
         self.predict_calls += 1
         labels, _ = ndimage.label(embedding.gray > 0.5)
         mask = np.zeros(labels.shape, bool)
+        if box is not None and prev_prob is None:
+            mask |= box.mask(labels.shape) & (labels > 0)
         if reference is not None:
             ids = np.unique(labels[reference.mask & (labels > 0)])
             mask |= np.isin(labels, ids[ids > 0])

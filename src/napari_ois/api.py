@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from .core.boxes import BoxPrompt, read_boxes
 from .core.clicks import Click, read_prompt_lines
 from .core.config import AnnotationConfig
 from .core.errors import InputError
@@ -88,6 +89,46 @@ def _add_prompts(
     return len({(c.object_id, c.frame) for _, c in lines})
 
 
+def _add_boxes(session: AnnotationSession, rows: list[tuple[int, int, int, BoxPrompt]], source: str | Path,
+               show_progress: bool = False) -> set[tuple[int, int]]:
+    """Segment each boxed object in file order; returns the (object, frame) pairs boxed.
+
+    ``rows`` are :func:`~napari_ois.core.boxes.read_boxes` rows of the boxes file
+    ``source``: a box the session refuses (outside the image, inverted or zero-area
+    corners, a frame beyond the stack) is reported with its row.
+    """
+    with ProgressBar(len(rows), "boxes", unit="box", quiet=not show_progress) as bar:
+        for line_no, object_id, frame, box in rows:
+            try:
+                session.add_box(object_id, frame, box)
+            except InputError as exc:
+                raise InputError(f"{source}, line {line_no}: {exc}") from None
+            bar.update()
+    return {(obj, frame) for _, obj, frame, _ in rows}
+
+
+def _add_box_and_click_prompts(session: AnnotationSession, box_rows, boxes: str | Path | None,
+                               lines, prompts: str | Path | None, show_progress: bool) -> int:
+    """Boxes first (each starts its object on its frame), then the clicks that refine them;
+    returns the number of annotated (object, frame) pairs."""
+    annotated: set[tuple[int, int]] = set()
+    if box_rows is not None:
+        annotated |= _add_boxes(session, box_rows, boxes, show_progress)
+    if lines is not None:
+        _add_prompts(session, lines, prompts, show_progress)
+        annotated |= {(c.object_id, c.frame) for _, c in lines}
+    return len(annotated)
+
+
+def _read_prompt_files(prompts: str | Path | None, boxes: str | Path | None):
+    """(click lines, box rows) of the given files (None for a file not given)."""
+    if prompts is None and boxes is None:
+        raise InputError("give a prompts CSV (--prompts), a boxes CSV (--boxes) or both")
+    lines = read_prompt_lines(prompts) if prompts is not None else None
+    box_rows = read_boxes(boxes) if boxes is not None else None
+    return lines, box_rows
+
+
 def _add_keyframe_masks(session: AnnotationSession, keyframes, source: str | Path = "keyframe masks") -> int:
     """Every frame holding non-zero labels is a keyframe of each id in it.
 
@@ -140,20 +181,22 @@ def _frame_labels(session: AnnotationSession) -> np.ndarray:
 def segment_file(
     input_path: str | Path,
     out: str | Path,
-    prompts: str | Path,
+    prompts: str | Path | None = None,
     config: AnnotationConfig | None = None,
     hold: dict[int, int] | None = None,
     show_progress: bool = False,
+    boxes: str | Path | None = None,
 ) -> RunSummary:
     """Masks on the frames that have prompts only; writes a labels stack to ``out``.
 
-    ``show_progress`` shows a progress bar of the clicks on stderr
-    (:mod:`napari_ois.progress_bar`).
+    ``prompts`` (clicks CSV) and/or ``boxes`` (boxes CSV, ``object_id,frame,y0,x0,y1,x1``):
+    a box starts its object on its frame and the clicks of that object and frame refine
+    it. ``show_progress`` shows progress bars on stderr (:mod:`napari_ois.progress_bar`).
     """
     start = time.perf_counter()
-    lines = read_prompt_lines(prompts)
+    lines, box_rows = _read_prompt_files(prompts, boxes)
     session = build_session(input_path, config, hold)
-    annotated = _add_prompts(session, lines, prompts, show_progress)
+    annotated = _add_box_and_click_prompts(session, box_rows, boxes, lines, prompts, show_progress)
     write_labels(out, _frame_labels(session))
     return RunSummary("segment", str(out), session.frames.n_frames, session.objects(),
                       frames_annotated=annotated, seconds=time.perf_counter() - start)
@@ -169,8 +212,9 @@ def propagate_file(
     hold: dict[int, int] | None = None,
     on_frame: Callable[[int, FrameResult], None] | None = None,
     show_progress: bool = False,
+    boxes: str | Path | None = None,
 ) -> RunSummary:
-    """Annotate from prompts or keyframe masks, propagate all objects in one pass, write ``out``.
+    """Annotate from prompts, boxes or keyframe masks, propagate all objects in one pass, write ``out``.
 
     All objects advance together (each frame is encoded once for all of them; overlaps
     go to the object in front by the backend's depth cue, else to the higher
@@ -181,9 +225,10 @@ def propagate_file(
 
     Parameters
     ----------
-    prompts, masks : path, exactly one
-        A prompts CSV, or a labels stack (same frame count as the input) whose non-zero
-        frames are keyframes, one object per label id.
+    prompts, boxes, masks : path
+        A prompts CSV and/or a boxes CSV (boxes first, clicks refine them), or else a
+        labels stack (same frame count as the input) whose non-zero frames are
+        keyframes, one object per label id.
     direction : {"forward", "backward", "both"}
     on_frame : callable, optional
         ``on_frame(object_id, result)`` after each propagated frame of each object
@@ -192,19 +237,19 @@ def propagate_file(
         Progress bars on stderr (clicks, then propagated object-frames); see
         :mod:`napari_ois.progress_bar`.
     """
-    if (prompts is None) == (masks is None):
-        raise InputError("give exactly one of --prompts or --masks")
+    if (prompts is None and boxes is None) == (masks is None):
+        raise InputError("give --masks, or else --prompts and/or --boxes")
     start = time.perf_counter()
     # Read and check the prompts/masks before touching the (maybe long) input.
-    lines = read_prompt_lines(prompts) if prompts is not None else None
+    lines, box_rows = _read_prompt_files(prompts, boxes) if masks is None else (None, None)
     keyframe_masks = LabelFrames(masks) if masks is not None else None  # read frame by frame
     config = (config or AnnotationConfig()).validate()
     # One pass reuses almost no embedding (a keyframe's, between the two sweeps): a small
     # cache keeps memory flat instead of filling the interactive budget on long data.
     config = replace(config, cache_mb=min(config.cache_mb, HEADLESS_CACHE_MB))
     frames = open_frames(input_path, axis=config.axis, hold=hold)
-    if lines is not None:
-        max_id = max((c.object_id for _, c in lines), default=0)
+    if masks is None:
+        max_id = max([c.object_id for _, c in lines or ()] + [row[1] for row in box_rows or ()])
     else:
         max_id = keyframe_masks.max_id_bound()
     propagated = 0
@@ -221,8 +266,8 @@ def propagate_file(
     with streamed_labels(out, frames.n_frames, frames.shape, max_id) as store:
         labels = FrameAxisLabels(store, label_shape, frames.axis)
         session = AnnotationSession(frames, labels=labels, config=config)
-        if lines is not None:
-            annotated = _add_prompts(session, lines, prompts, show_progress)
+        if masks is None:
+            annotated = _add_box_and_click_prompts(session, box_rows, boxes, lines, prompts, show_progress)
         else:
             annotated = _add_keyframe_masks(session, keyframe_masks, masks)
             keyframe_masks.close()

@@ -17,6 +17,7 @@ from .core.errors import OISError
 from .core.backends import DEFAULT_BACKEND, backend_names
 from .progress_bar import message, output, set_quiet
 from .datasets.layouts import CLICK_FORMATS, PROPAGATION_FORMATS
+from .evaluate.click_eval import INIT_PROMPTS
 from .evaluate.propagation_eval import INIT_MODES
 
 
@@ -103,6 +104,8 @@ DEMO_SAMPLES = ("video", "cells", "nuclei3d")
 
 PROMPTS_HELP = ("prompts CSV with header object_id,frame,y,x,positive (frame along --axis; y/x full-resolution "
                 "pixels; positive 1 or 0)")
+BOXES_HELP = ("boxes CSV with header object_id,frame,y0,x0,y1,x1 (frame along --axis; corners in full-resolution "
+              "pixels, top-left then bottom-right); boxes come first, clicks of --prompts refine them")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,16 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     seg = _subcommand(sub, "segment", "masks on the frames that have prompts",
                       "Segment each prompted object on the frames that have clicks; other frames stay empty.")
     _add_engine_options(seg, walks=False)
-    seg.add_argument("--prompts", required=True, help=PROMPTS_HELP)
+    seg.add_argument("--prompts", help=PROMPTS_HELP + "; --prompts and/or --boxes")
+    seg.add_argument("--boxes", help=BOXES_HELP)
 
     prop = _subcommand(sub, "propagate", "masks from prompts or keyframes, propagated through all frames",
                        "Segment the prompted (or keyframe) objects and propagate all of them through every frame "
                        "in one pass.")
     _add_engine_options(prop, walks=True)
-    source = prop.add_mutually_exclusive_group(required=True)
-    source.add_argument("--prompts", help=PROMPTS_HELP)
-    source.add_argument("--masks", help="keyframe labels (same frame count as INPUT): TIFF, PNG folder or zarr; "
-                                        "every frame with non-zero labels is a keyframe of each id in it")
+    prop.add_argument("--prompts", help=PROMPTS_HELP + "; --prompts and/or --boxes, or --masks")
+    prop.add_argument("--boxes", help=BOXES_HELP)
+    prop.add_argument("--masks", help="keyframe labels (same frame count as INPUT): TIFF, PNG folder or zarr; "
+                                      "every frame with non-zero labels is a keyframe of each id in it")
     prop.add_argument("--direction", default="both", choices=DIRECTIONS,
                       help="walk from the annotated frames forward (increasing index), backward, or both ways")
 
@@ -143,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     clicks.add_argument("--format", required=True, choices=CLICK_FORMATS, help="layout of ROOT")
     clicks.add_argument("--max-clicks", type=int, default=20, help="clicks per object")
     clicks.add_argument("--limit", type=int, default=None, help="evaluate the first N objects (default: all)")
+    clicks.add_argument("--init", default="click", choices=INIT_PROMPTS,
+                        help="first interaction: a click at the object's centre, or its true (tight) box; the "
+                             "protocol's corrective clicks follow either way, and NoC counts the box as one")
     prop_eval = _subcommand(eval_sub, "propagation", "J mean / recall / decay and frames/s",
                             "Propagate every sequence from its first frame and compare each frame with the truth.")
     prop_eval.add_argument("root", help="dataset folder: DAVIS layout (JPEGImages/480p, Annotations/480p) or a CTC "
@@ -238,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--single-click-start-prob", type=float, default=0.0,
                        help="samples starting from nothing whose initial clicks are one positive click deep inside "
                             "the object, as a user's first click (trains the first click of a session)")
+    train.add_argument("--box-start-prob", type=float, default=0.0,
+                       help="samples starting from nothing whose first prompt is the object's (jittered) box; "
+                            "adds the box channel to a click-only --init-checkpoint (trains box prompts)")
+    train.add_argument("--box-jitter", type=float, default=0.1,
+                       help="largest move of each side of a training box, as a fraction of the box's size")
     train.add_argument("--zero-click-prob", type=float, default=0.25,
                        help="pair samples trained with no click at all (pure propagation steps)")
     train.add_argument("--exact-propagation-steps", action="store_true",
@@ -390,6 +402,7 @@ def run_train_command(args: argparse.Namespace) -> int:
                                         bleed_reference_prob=args.bleed_reference_prob,
                                         zero_click_prob=args.zero_click_prob,
                                         single_click_start_prob=args.single_click_start_prob,
+                                        box_start_prob=args.box_start_prob, box_jitter=args.box_jitter,
                                         exact_propagation_steps=args.exact_propagation_steps))
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     if args.workers < 1:
@@ -454,9 +467,10 @@ def run_eval(args: argparse.Namespace) -> int:
     common = dict(backend=args.backend, checkpoint=args.checkpoint, device=args.device,
                   json_path=args.json, plot_path=args.plot, verbose=not args.quiet)
     if args.eval_command == "clicks":
-        result = run_eval_clicks(args.root, args.format, max_clicks=args.max_clicks, limit=args.limit, **common)
+        result = run_eval_clicks(args.root, args.format, max_clicks=args.max_clicks, limit=args.limit,
+                                 init=args.init, **common)
         miou = result["miou_at"]
-        print(f"eval clicks: {result['n']} objects, {args.backend}: NoC@85 {result['noc']['85']:.2f} "
+        print(f"eval clicks: {result['n']} objects, {args.backend} from a {args.init}: NoC@85 {result['noc']['85']:.2f} "
               f"NoC@90 {result['noc']['90']:.2f}, mIoU@1 {miou[0]:.3f} @5 {miou[min(4, len(miou) - 1)]:.3f}, "
               f"{result['spc_s']:.3f} s/click")
     else:
@@ -499,10 +513,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         hold = _parse_hold(args.hold)
         if args.command == "segment":
             summary = segment_file(args.input, args.out, args.prompts, config=config, hold=hold,
-                                   show_progress=True)
+                                   show_progress=True, boxes=args.boxes)
         else:
             summary = propagate_file(args.input, args.out, prompts=args.prompts, masks=args.masks,
-                                     direction=args.direction, config=config, hold=hold, show_progress=True)
+                                     direction=args.direction, config=config, hold=hold, show_progress=True,
+                                     boxes=args.boxes)
         print(summary.line())
         return 0
     except OISError as exc:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .boxes import BoxPrompt
 from .errors import InputError
 
 CSV_HEADER = ("object_id", "frame", "y", "x", "positive")
@@ -60,7 +61,8 @@ def validate_click(click: Click, n_frames: int, height: int, width: int) -> None
 
 
 class PromptStore:
-    """Clicks grouped by object and frame, in the order they were made.
+    """Clicks grouped by object and frame, in the order they were made, and at most one
+    box per object and frame (the box comes first, the clicks refine it).
 
     Order matters: interactive segmenters weight the latest click, and undo
     removes the most recent one.
@@ -68,8 +70,24 @@ class PromptStore:
 
     def __init__(self, clicks: Iterable[Click] = ()):
         self._by_key: dict[tuple[int, int], list[Click]] = defaultdict(list)
+        self._boxes: dict[tuple[int, int], BoxPrompt] = {}
         for click in clicks:
             self.add(click)
+
+    def box(self, object_id: int, frame: int) -> BoxPrompt | None:
+        """The box prompt of (object, frame), or None."""
+        return self._boxes.get((object_id, frame))
+
+    def set_box(self, object_id: int, frame: int, box: BoxPrompt | None) -> None:
+        """Set (or with None remove) the box prompt of (object, frame)."""
+        if box is None:
+            self._boxes.pop((object_id, frame), None)
+        else:
+            self._boxes[(object_id, frame)] = box
+
+    def boxes(self) -> list[tuple[int, int, BoxPrompt]]:
+        """Every box as ``(object_id, frame, box)``, sorted by object and frame."""
+        return [(o, f, b) for (o, f), b in sorted(self._boxes.items())]
 
     def add(self, click: Click) -> None:
         """Append ``click`` to its (object, frame) list."""
@@ -105,9 +123,11 @@ class PromptStore:
         return sorted({o for (o, _), c in self._by_key.items() if c})
 
     def clear_object(self, object_id: int) -> None:
-        """Forget every click of ``object_id``."""
+        """Forget every click and box of ``object_id``."""
         for key in [k for k in self._by_key if k[0] == object_id]:
             del self._by_key[key]
+        for key in [k for k in self._boxes if k[0] == object_id]:
+            del self._boxes[key]
 
     def __iter__(self) -> Iterator[Click]:
         for key in sorted(self._by_key):

@@ -4,7 +4,9 @@ Nobody here wrote GrabCut, so it keeps our own baselines honest. How clicks driv
 the first positive click seeds a probable-foreground box around it, every click
 becomes a definite foreground/background disk, and a few GrabCut iterations run per
 click. A previous probability map (an earlier click, or the reference frame's mask in
-propagation) seeds probable foreground/background instead of the box.
+propagation) seeds probable foreground/background instead of the box. A box prompt is
+GrabCut's own mode: alone, ``GC_INIT_WITH_RECT``; with clicks, outside the box is
+definite background and inside it probable foreground, the clicks as disks on top.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .boxes import BoxPrompt
 from .click_simulator import iou
 from .clicks import Click
 from .errors import BackendUnavailable
@@ -77,9 +80,12 @@ class GrabCutSegmenter:
         clicks: Sequence[Click],
         prev_prob: np.ndarray | None = None,
         reference: Reference | None = None,
+        box: BoxPrompt | None = None,
     ) -> Prediction:
         cv2 = self.cv2
         shape = embedding.image.shape[:2]
+        if box is not None and not clicks and prev_prob is None and reference is None:
+            return self._predict_rect(embedding, box)
         seed = np.full(shape, cv2.GC_BGD, np.uint8)
         if reference is not None and prev_prob is None:
             prev_prob = reference.mask.astype(np.float32)
@@ -91,6 +97,12 @@ class GrabCutSegmenter:
                 near = cv2.dilate(prior.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
                 seed[near] = cv2.GC_PR_BGD
                 seed[prior] = cv2.GC_PR_FGD
+        if box is not None:
+            y0, y1, x0, x1 = box.scaled(embedding.scale).pixel_bounds(shape)
+            inside = np.zeros(shape, bool)
+            inside[y0:y1, x0:x1] = True
+            seed[~inside] = cv2.GC_BGD
+            seed[inside & (seed == cv2.GC_BGD)] = cv2.GC_PR_FGD if prior is None else cv2.GC_PR_BGD
         positives = [c for c in clicks if c.positive]
         if not (seed == cv2.GC_PR_FGD).any() and positives:
             first = positives[0]
@@ -110,6 +122,26 @@ class GrabCutSegmenter:
         except cv2.error:
             # GrabCut refuses degenerate seeds (e.g. a flat image); report "nothing found".
             return Prediction(np.zeros(embedding.full_shape, np.float32), 0.0)
+        return self._result(embedding, seed, prior)
+
+    def _predict_rect(self, embedding: GrabCutEmbedding, box: BoxPrompt) -> Prediction:
+        """GrabCut from a box alone, in OpenCV's rectangle mode."""
+        cv2 = self.cv2
+        shape = embedding.image.shape[:2]
+        y0, y1, x0, x1 = box.scaled(embedding.scale).pixel_bounds(shape)
+        seed = np.zeros(shape, np.uint8)
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        try:
+            cv2.grabCut(embedding.image, seed, (x0, y0, x1 - x0, y1 - y0), bgd, fgd, ITERATIONS,
+                        cv2.GC_INIT_WITH_RECT)
+        except cv2.error:
+            # A box covering the whole frame leaves no background to model.
+            seed[y0:y1, x0:x1] = cv2.GC_PR_FGD
+        return self._result(embedding, seed, None)
+
+    def _result(self, embedding: GrabCutEmbedding, seed: np.ndarray, prior: np.ndarray | None) -> Prediction:
+        """The full-resolution probability of GrabCut's labels, scored against ``prior``."""
+        cv2 = self.cv2
         foreground = np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
         prob = self._resize(foreground, embedding.full_shape, nearest=False)
         # GrabCut gives no confidence. As a drift indicator, score = IoU between the

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .boxes import BoxPrompt
 from .clicks import Click
 
 
@@ -31,7 +32,7 @@ class Action:
     """One undoable step: a click, a mask set, a propagation run or a clear.
 
     ``masks`` maps frame -> (packed mask before, packed mask after) of ``object_id``;
-    ``clicks``, ``keyframes`` and ``probs`` hold the before/after state they touched
+    ``clicks``, ``boxes``, ``keyframes`` and ``probs`` hold the before/after state they touched
     (``probs`` as :class:`~napari_ois.core.packed_prob.PackedProb`; ``np.asarray`` unpacks).
     A multi-object run is a group: ``parts`` holds one such action per object
     (``object_id`` is then 0 unless the run has one object); ``record=False`` runs
@@ -42,6 +43,7 @@ class Action:
     object_id: int
     masks: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
     clicks: dict[int, tuple[list[Click], list[Click]]] = field(default_factory=dict)
+    boxes: dict[int, tuple[BoxPrompt | None, BoxPrompt | None]] = field(default_factory=dict)
     keyframes: tuple[frozenset, frozenset] | None = None
     probs: dict[int, tuple[Any, Any]] = field(default_factory=dict)
     scores: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .boxes import BoxPrompt, validate_box
 from .clicks import Click, PromptStore, validate_click
 from .config import AnnotationConfig
 from .embedding_store import DiskEmbeddingStore
@@ -208,14 +209,51 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
                 # loaded): correct that mask rather than start from nothing.
                 existing = self.object_mask(obj, frame)
                 prev_prob = existing.astype(np.float32) if existing.any() else None
+            box = self.prompts.box(obj, frame)
+            # Backends without box prompts never receive the keyword.
+            extra = {} if box is None else {"box": box}
             prediction = self.segmenter.predict(
-                self.cache.get(frame), clicks_before + [click], prev_prob=prev_prob
+                self.cache.get(frame), clicks_before + [click], prev_prob=prev_prob, **extra
             )
             action = Action("click", obj)
             action.clicks[frame] = (clicks_before, clicks_before + [click])
             action.probs[frame] = (packed_before, pack_prob(prediction.prob))
             action.keyframes = self._keyframe_change(obj, add=frame)
             action.scores[frame] = (self.scores.get(obj, {}).get(frame), prediction.score)
+            self._set_mask(action, frame, prediction.mask(self.config.threshold))
+            self.apply_action_state(action, after=True)
+            self.push_action(action)
+        return prediction
+
+    def check_box(self, object_id: int, frame: int, box: BoxPrompt) -> None:
+        """Raise :class:`InputError` if ``box`` cannot be applied (bad corners, outside the
+        image, a frame outside the stack, a bad object id); nothing is encoded."""
+        self._check_frame(frame)
+        self._check_object_id(object_id)
+        height, width = self.frames.shape
+        validate_box(box, height, width)
+
+    def add_box(self, object_id: int, frame: int, box: BoxPrompt) -> Prediction:
+        """Segment the object on ``frame`` from a box; later clicks there refine it.
+
+        A box starts the object afresh on that frame: its clicks there are dropped (one
+        undo step brings them back), the box replaces any earlier one, and the frame
+        becomes a keyframe.
+
+        Raises
+        ------
+        InputError
+            As :meth:`check_box`; nothing changes then.
+        """
+        self.check_box(object_id, frame, box)
+        with self.lock:
+            prediction = self.segmenter.predict(self.cache.get(frame), [], None, box=box)
+            action = Action("box", object_id)
+            action.clicks[frame] = (self.prompts.clicks(object_id, frame), [])
+            action.boxes[frame] = (self.prompts.box(object_id, frame), box)
+            action.probs[frame] = (self._probs.get((object_id, frame)), pack_prob(prediction.prob))
+            action.keyframes = self._keyframe_change(object_id, add=frame)
+            action.scores[frame] = (self.scores.get(object_id, {}).get(frame), prediction.score)
             self._set_mask(action, frame, prediction.mask(self.config.threshold))
             self.apply_action_state(action, after=True)
             self.push_action(action)
@@ -246,6 +284,9 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
                     self._set_mask(action, frame, empty)
             for frame in self.prompts.frames(object_id):
                 action.clicks[frame] = (self.prompts.clicks(object_id, frame), [])
+            for o, frame, box in self.prompts.boxes():
+                if o == object_id:
+                    action.boxes[frame] = (box, None)
             action.keyframes = (frozenset(self.keyframes.get(object_id, ())), frozenset())
             for (o, f), prob in self._probs.items():
                 if o == object_id:
@@ -365,6 +406,8 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
         obj = action.object_id
         for frame, states in action.clicks.items():
             self.prompts.set_clicks(obj, frame, states[side])
+        for frame, states in action.boxes.items():
+            self.prompts.set_box(obj, frame, states[side])
         if action.keyframes is not None:
             keys = set(action.keyframes[side])
             if keys:

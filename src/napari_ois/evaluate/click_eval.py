@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..core.boxes import box_of_mask
 from ..core.click_simulator import iou, next_click
 from ..core.clicks import Click
 from ..core.config import AnnotationConfig
@@ -23,6 +24,7 @@ from ..datasets.layouts import InstanceItem
 
 EVAL_THRESHOLD = 0.49  # the protocol's probability threshold
 IOU_TARGETS = (0.85, 0.90, 0.95)
+INIT_PROMPTS = ("click", "box")  # what the simulated user gives first
 
 
 @dataclass
@@ -48,12 +50,17 @@ def evaluate_instance(
     cache: EmbeddingCache,
     item: InstanceItem,
     max_clicks: int = 20,
+    init: str = "click",
 ) -> InstanceResult:
-    """Run the protocol on one object: up to ``max_clicks`` simulated clicks.
+    """Run the protocol on one object: up to ``max_clicks`` simulated interactions.
 
     All ``max_clicks`` are simulated (no early stop) so that mIoU after every k is
-    defined; once the prediction is perfect the last IoU is carried forward.
+    defined; once the prediction is perfect the last IoU is carried forward. With
+    ``init="box"`` the first interaction is the object's true (tight) box, and the
+    corrective clicks of the protocol follow; NoC then counts the box as one.
     """
+    if init not in INIT_PROMPTS:
+        raise ValueError(f"init must be one of {INIT_PROMPTS}, got {init!r}")
     config = AnnotationConfig(threshold=EVAL_THRESHOLD)
     session = AnnotationSession(frames, segmenter=segmenter, config=config, cache=cache)
     start = time.perf_counter()
@@ -63,6 +70,10 @@ def evaluate_instance(
     predicted = np.zeros(item.truth.shape, bool)
     clicked = np.zeros(item.truth.shape, bool)
     ious: list[float] = []
+    box = box_of_mask(item.truth & ~item.ignore if item.ignore is not None else item.truth)
+    if init == "box" and box is not None:
+        predicted = session.add_box(1, 0, box).prob > EVAL_THRESHOLD
+        ious.append(iou(item.truth, predicted, item.ignore))
     while len(ious) < max_clicks:
         click = next_click(item.truth, predicted, item.ignore, clicked)
         if click is None:
@@ -80,8 +91,10 @@ def evaluate_clicks(
     items: list[InstanceItem],
     max_clicks: int = 20,
     on_item: Callable[[int, InstanceResult], None] | None = None,
+    init: str = "click",
 ) -> list[InstanceResult]:
-    """Evaluate every item; each image is encoded once for all of its objects."""
+    """Evaluate every item (``init`` as :func:`evaluate_instance`); each image is encoded
+    once for all of its objects."""
     results = []
     current_path, frames, cache = None, None, None
     for i, item in enumerate(items):
@@ -89,7 +102,7 @@ def evaluate_clicks(
             current_path = item.image_path
             frames = FrameStack(read_image_file(item.image_path))
             cache = EmbeddingCache(segmenter, frames.__getitem__, max_bytes=2**30)
-        result = evaluate_instance(segmenter, frames, cache, item, max_clicks)
+        result = evaluate_instance(segmenter, frames, cache, item, max_clicks, init)
         results.append(result)
         if on_item is not None:
             on_item(i, result)

@@ -45,8 +45,12 @@ def run_eval_clicks(
     json_path: str | None = None,
     plot_path: str | None = None,
     verbose: bool = True,
+    init: str = "click",
 ) -> dict:
-    """Evaluate the click protocol on a dataset and write the contract's JSON (+ a plot)."""
+    """Evaluate the click protocol on a dataset and write the contract's JSON (+ a plot).
+
+    ``init``: the first interaction, ``click`` (the protocol's) or ``box`` (the true box).
+    """
     items = load_click_items(root, fmt, limit)
     segmenter = get_segmenter(backend, device, checkpoint)
 
@@ -58,14 +62,15 @@ def run_eval_clicks(
         bar.update()
 
     with bar:
-        results = evaluate_clicks(segmenter, items, max_clicks, on_item=progress)
+        results = evaluate_clicks(segmenter, items, max_clicks, on_item=progress, init=init)
     payload = {"backend": backend, "checkpoint": checkpoint, "dataset": str(root), "format": fmt,
-               "max_clicks": max_clicks, **summarize(results, max_clicks),
+               "max_clicks": max_clicks, "init": init, **summarize(results, max_clicks),
                "per_item": {r.name: [round(v, 4) for v in r.ious] for r in results}}
     _write_json(payload, json_path)
     plot = plot_path or _default_plot(json_path, ".png")
     if plot:
-        plot_miou_curves({backend: payload["miou_at"]}, plot, f"{Path(root).name} ({payload['n']} objects)")
+        label = backend if init == "click" else f"{backend} from a {init}"
+        plot_miou_curves({label: payload["miou_at"]}, plot, f"{Path(root).name} ({payload['n']} objects)")
     return payload
 
 

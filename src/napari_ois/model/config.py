@@ -91,6 +91,11 @@ class ModelConfig:
         classical backend and training can only start from there (see prior.py).
     prior_work_size : int
         Longest side of the classical backend's working grid at inference.
+    box_prompt : bool
+        Box prompts: the box as a dense map (1 inside) in one more channel of the dense
+        prompt encoder (after the prior's); the classical prior sees the box too.
+        :func:`~napari_ois.model.network.with_box_prompt` adds the channel to a trained
+        model, its weights zero so the model answers clicks exactly as before.
     """
 
     preset: str = "tiny"
@@ -120,6 +125,7 @@ class ModelConfig:
     order_dropout: float = 0.2
     use_prior: bool = False
     prior_work_size: int = 320
+    box_prompt: bool = False
 
     # ------------------------------------------------------------------ derived
     @property

@@ -16,7 +16,7 @@ In training, call :meth:`OISModel.encode` once per batch (with gradients) and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import nn
@@ -89,7 +89,8 @@ class OISModel(nn.Module):
         nn.init.normal_(self.object_token, std=0.02)
         self.click_encoder = ClickTokenEncoder(dim) if config.use_sparse else None
         self.dense_encoder = (
-            DensePromptEncoder(dim, config.click_radius, with_prior=config.use_prior) if config.use_dense else None
+            DensePromptEncoder(dim, config.click_radius, with_prior=config.use_prior, with_box=config.box_prompt)
+            if config.use_dense else None
         )
         self.reference_encoder = (
             ReferenceEncoder(dim, config.reference_similarity) if config.use_reference else None
@@ -181,7 +182,8 @@ class OISModel(nn.Module):
 
         x = tokens
         if self.dense_encoder is not None:
-            x = x + self.dense_encoder(points, labels, prev_prob, size, prior).to(x.dtype)
+            box_map = None if prompts.box_map is None else prompts.box_map.to(device).float()
+            x = x + self.dense_encoder(points, labels, prev_prob, size, prior, box_map).to(x.dtype)
 
         token_list = [self.object_token.expand(b, -1, -1).to(x.dtype)]
         pe_list = [torch.zeros_like(token_list[0])]
@@ -275,3 +277,28 @@ class OISModel(nn.Module):
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def with_box_prompt(model: OISModel) -> OISModel:
+    """A copy of ``model`` that also takes box prompts (``config.box_prompt``).
+
+    Every weight is copied; the dense prompt encoder gains one input channel whose
+    weights start at zero, so the new model answers clicks exactly as ``model`` does
+    until box training moves them. A model that already has it is returned as is.
+
+    Raises
+    ------
+    ValueError
+        The model has no dense prompt encoder to carry the box.
+    """
+    if model.config.box_prompt:
+        return model
+    if model.dense_encoder is None:
+        raise ValueError("box prompts need the dense prompt encoder (use_dense)")
+    boxed = OISModel(replace(model.config, box_prompt=True))
+    state = model.state_dict()
+    old = state["dense_encoder.embed.weight"]
+    state["dense_encoder.embed.weight"] = torch.cat([old, old.new_zeros(old.shape[0], 1, *old.shape[2:])], dim=1)
+    boxed.load_state_dict(state, strict=True)
+    boxed.metadata = dict(getattr(model, "metadata", {}) or {})
+    return boxed

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.boxes import BoxPrompt
 from ..core.classical.segmenter import ClassicalSegmenter
 from ..core.clicks import Click
 from ..core.segmenter import Reference
@@ -89,15 +90,16 @@ class ClassicalPrior:
         return self.backend.encode(image)
 
     def predict(self, embedding, clicks: Sequence[Click], prev_prob: np.ndarray | None = None,
-                reference: Reference | None = None) -> np.ndarray:
+                reference: Reference | None = None, box: BoxPrompt | None = None) -> np.ndarray:
         """(Y, X) float32 prior probability (all zeros when nothing locates the object)."""
-        return self.backend.predict(embedding, clicks, prev_prob, reference).prob
+        return self.backend.predict(embedding, clicks, prev_prob, reference, box=box).prob
 
     def predict_points(self, embedding, points: Sequence[tuple[float, float, bool]],
-                       prev_prob: np.ndarray | None = None, reference: Reference | None = None) -> np.ndarray:
+                       prev_prob: np.ndarray | None = None, reference: Reference | None = None,
+                       box: BoxPrompt | None = None) -> np.ndarray:
         """Same as :meth:`predict` with clicks given as ``(y, x, positive)`` pixel tuples."""
         clicks = [Click(1, 0, float(y), float(x), bool(p)) for y, x, p in points]
-        return self.predict(embedding, clicks, prev_prob, reference)
+        return self.predict(embedding, clicks, prev_prob, reference, box)
 
 
 __all__ = ["ClassicalPrior", "PriorFusion", "prior_logit", "PRIOR_EPS"]

@@ -44,6 +44,9 @@ class PromptBatch:
     prior : torch.Tensor or None
         (B, 1, S, S) classical backend's probability for the same prompts (models
         with ``use_prior``), or None.
+    box_map : torch.Tensor or None
+        (B, 1, S, S) 1 inside each sample's box prompt, 0 elsewhere and for samples
+        without a box (models with ``box_prompt``), or None (= no box anywhere).
     """
 
     points: torch.Tensor
@@ -52,6 +55,7 @@ class PromptBatch:
     has_prev: torch.Tensor | None = None
     order_keep: torch.Tensor | None = None
     prior: torch.Tensor | None = None
+    box_map: torch.Tensor | None = None
 
     @classmethod
     def from_clicks(
@@ -200,7 +204,7 @@ def rasterise_disks(points: torch.Tensor, labels: torch.Tensor, size: int, radiu
 
 
 class DensePromptEncoder(nn.Module):
-    """[previous probability, positive disks, negative disks(, prior)] -> (B, C, S/16, S/16) embedding.
+    """[previous probability, positive disks, negative disks(, prior)(, box)] -> (B, C, S/16, S/16) embedding.
 
     The maps are area-averaged by 4 before a 4x4/4 patch embedding: the same
     stride-16 token per 16x16 patch as SegNext's full-resolution embedding, with
@@ -215,30 +219,36 @@ class DensePromptEncoder(nn.Module):
         Click disk radius in model pixels.
     with_prior : bool
         Take the classical prior probability as a fourth channel.
+    with_box : bool
+        Take a box map (1 inside the box prompt) as the last channel.
     """
 
     pool = 4
 
-    def __init__(self, dim: int, radius: int, with_prior: bool = False):
+    def __init__(self, dim: int, radius: int, with_prior: bool = False, with_box: bool = False):
         super().__init__()
         self.radius = radius
         self.with_prior = with_prior
-        self.embed = nn.Conv2d(4 if with_prior else 3, dim, kernel_size=16 // self.pool, stride=16 // self.pool)
+        self.with_box = with_box
+        channels = 3 + int(with_prior) + int(with_box)
+        self.embed = nn.Conv2d(channels, dim, kernel_size=16 // self.pool, stride=16 // self.pool)
 
     def prompt_maps(self, points: torch.Tensor, labels: torch.Tensor, prev_prob: torch.Tensor | None,
-                    prior: torch.Tensor | None, size: int) -> torch.Tensor:
-        """(B, 3 or 4, S, S) [previous probability, positive disks, negative disks(, prior)]."""
+                    prior: torch.Tensor | None, size: int, box_map: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3..5, S, S) [previous probability, positive disks, negative disks(, prior)(, box)]."""
         disks = rasterise_disks(points, labels, size, self.radius)
         zeros = disks.new_zeros(disks.shape[0], 1, size, size)
         maps = [zeros if prev_prob is None else prev_prob.to(disks.dtype), disks]
         if self.with_prior:
             maps.append(zeros if prior is None else prior.to(disks.dtype))
+        if self.with_box:
+            maps.append(zeros if box_map is None else box_map.to(disks.dtype))
         return torch.cat(maps, dim=1)
 
     def forward(self, points: torch.Tensor, labels: torch.Tensor, prev_prob: torch.Tensor | None,
-                size: int, prior: torch.Tensor | None = None) -> torch.Tensor:
-        """See class docstring; ``prev_prob`` and ``prior`` (B, 1, S, S) or None (= zeros)."""
-        return self.embed_maps(self.prompt_maps(points, labels, prev_prob, prior, size))
+                size: int, prior: torch.Tensor | None = None, box_map: torch.Tensor | None = None) -> torch.Tensor:
+        """See class docstring; ``prev_prob``, ``prior``, ``box_map`` (B, 1, S, S) or None (= zeros)."""
+        return self.embed_maps(self.prompt_maps(points, labels, prev_prob, prior, size, box_map))
 
     def embed_maps(self, maps: torch.Tensor) -> torch.Tensor:
         """(B, K, S, S) prompt maps -> (B, C, S/16, S/16) tokens."""

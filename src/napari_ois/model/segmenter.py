@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.boxes import BoxPrompt, clip_box
 from ..core.classical.motion import estimate_motion, shift_map
 from ..core.clicks import Click
 from ..core.quality import OIS_CALIBRATION, OIS_TRACK_CALIBRATION, Calibration, predicted_iou
@@ -99,6 +100,15 @@ def boundary_confidence(prob: torch.Tensor, band: int = 1, max_side: int = 128) 
     ring = dilated > eroded
     confidence = (2.0 * prob - 1.0).abs()
     return float(confidence[ring].mean() if bool(ring.any()) else confidence.mean())
+
+
+def view_box_mask(box: BoxPrompt, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool map of a full-frame ``box`` on a view (the frame or a crop) whose
+    top-left pixel is the frame's ``origin`` (y, x); all False when they do not meet."""
+    view = box.shifted(-origin[0], -origin[1])
+    if view.y1 <= 0 or view.x1 <= 0 or view.y0 >= shape[0] or view.x0 >= shape[1]:
+        return np.zeros(shape, bool)
+    return view.mask(shape)
 
 
 class OISSegmenter:
@@ -187,8 +197,13 @@ class OISSegmenter:
         clicks: Sequence[Click],
         prev_prob: np.ndarray | None = None,
         reference: Reference | None = None,
+        box: BoxPrompt | None = None,
     ) -> Prediction:
         """Segment one object; see :meth:`napari_ois.core.segmenter.Segmenter.predict`.
+
+        A ``box`` (full-frame pixels) places the zoom-in crop, enters the classical prior
+        (outside it is background unless a click says otherwise) and, in models with
+        ``box_prompt``, the dense prompt as a map.
 
         Returns
         -------
@@ -198,8 +213,8 @@ class OISSegmenter:
             (:mod:`napari_ois.core.quality`, with :attr:`quality_calibration`), else
             the boundary confidence.
         """
-        prediction = self._predict_raw(embedding, clicks, prev_prob, reference)
-        if clicks or self.quality_calibration is None or (reference is None and prev_prob is None):
+        prediction = self._predict_raw(embedding, clicks, prev_prob, reference, box)
+        if clicks or box is not None or self.quality_calibration is None or (reference is None and prev_prob is None):
             # The calibration was fitted on propagation steps only; a clicked mask keeps
             # its raw confidence.
             return prediction
@@ -208,15 +223,15 @@ class OISSegmenter:
         return Prediction(prediction.prob, score)
 
     def _predict_raw(self, embedding: OISEmbedding, clicks: Sequence[Click], prev_prob: np.ndarray | None,
-                     reference: Reference | None) -> Prediction:
+                     reference: Reference | None, box_prompt: BoxPrompt | None = None) -> Prediction:
         """:meth:`predict` with the raw boundary-confidence score."""
         geometry = embedding.geometry
         has_prev = prev_prob is not None and bool(np.any(np.asarray(prev_prob) > 0.5))
         ref_prompt = self._reference(embedding, reference)
-        if not any(c.positive for c in clicks) and ref_prompt is None and not has_prev:
+        if box_prompt is None and not any(c.positive for c in clicks) and ref_prompt is None and not has_prev:
             # Nothing says where the object is: an empty mask, and no confidence in it.
             return Prediction(np.zeros(geometry.orig_hw, np.float32), 0.0)
-        if not clicks and self.zoom.crop_only_steps and self.prior is not None and self._prior_lost_detail(embedding):
+        if not clicks and box_prompt is None and self.zoom.crop_only_steps and self.prior is not None and self._prior_lost_detail(embedding):
             # A propagation step: the previous and reference masks place the crop, so the
             # whole-frame prior and residual (a third of the step's time) are not needed.
             motion = self._step_motion(embedding, reference)
@@ -229,9 +244,12 @@ class OISSegmenter:
             crop = self._zoom_crop(embedding, clicks, prev_prob, reference, None, motion)
             if crop is not None:
                 return self._predict_crop_only(embedding, crop, prev_prob, reference)
-        prior_full = self._prior(embedding, clicks, prev_prob, reference) if self.prior is not None else None
-        whole = self._predict_in(embedding.cache, geometry, None, clicks, prev_prob, prior_full, ref_prompt)
-        crop = self._zoom_crop(embedding, clicks, prev_prob, reference, prior_full)
+        prior_full = None
+        if self.prior is not None:
+            prior_full = self._prior(embedding, clicks, prev_prob, reference, box_prompt)
+        whole = self._predict_in(embedding.cache, geometry, None, clicks, prev_prob, prior_full, ref_prompt,
+                                 box_prompt)
+        crop = self._zoom_crop(embedding, clicks, prev_prob, reference, prior_full, box_prompt=box_prompt)
         if crop is None:
             full_logits, score = whole
         else:
@@ -239,11 +257,12 @@ class OISSegmenter:
             if prior_full is not None and self._prior_lost_detail(embedding):
                 y0, y1, x0, x1 = box
                 prior_full = prior_full.copy()
-                prior_full[y0:y1, x0:x1] = self._prior_on_crop(embedding, box, clicks, prev_prob, reference)
+                prior_full[y0:y1, x0:x1] = self._prior_on_crop(embedding, box, clicks, prev_prob, reference,
+                                                               box_prompt)
             ref_prompt = self._reference(embedding, reference, crop_cache)
             full_logits, _ = whole
             crop_logits, score = self._predict_in(crop_cache, crop_geometry, box, clicks, prev_prob, prior_full,
-                                                  ref_prompt)
+                                                  ref_prompt, box_prompt)
             y0, y1, x0, x1 = box
             # The crop covers the object with margin: its sharper residual replaces the
             # whole-frame one there; outside, the whole-frame residual still removes
@@ -280,8 +299,11 @@ class OISSegmenter:
 
     def _predict_in(self, cache: EncoderCache, geometry: Geometry, box: Box | None, clicks: Sequence[Click],
                     prev_prob: np.ndarray | None, prior_full: np.ndarray | None,
-                    ref_prompt: ReferencePrompt | None) -> tuple[torch.Tensor, float]:
+                    ref_prompt: ReferencePrompt | None,
+                    box_prompt: BoxPrompt | None = None) -> tuple[torch.Tensor, float]:
         """Residual logits of one encoded view (the whole frame, or the crop ``box``).
+
+        ``box_prompt`` is in full-frame pixels, as ``clicks`` are.
 
         Returns
         -------
@@ -298,11 +320,14 @@ class OISSegmenter:
         prompts = PromptBatch.from_clicks([points], prev_prob=prev, device=self.device)
         if prior_full is not None:
             prompts.prior = preprocess_map(prior_full[crop], geometry).to(self.device)
+        if box_prompt is not None and self.config.box_prompt:
+            inside = view_box_mask(box_prompt, (y0, x0), geometry.orig_hw)
+            prompts.box_map = preprocess_map(inside.astype(np.float32), geometry).to(self.device)
         with torch.inference_mode(), autocast_for(self.device):
             logits = self.model.forward_prompt(cache, prompts, ref_prompt, add_prior=False)
         rh, rw = geometry.resized_hw
         logits = logits.float()[:, :, :rh, :rw]
-        if not clicks and self.step_residual_scale != 1.0:
+        if not clicks and box_prompt is None and self.step_residual_scale != 1.0:
             logits = logits * self.step_residual_scale
         score_logits = logits
         if prior_full is not None:
@@ -314,20 +339,26 @@ class OISSegmenter:
 
     def _zoom_crop(self, embedding: OISEmbedding, clicks: Sequence[Click], prev_prob: np.ndarray | None,
                    reference: Reference | None, prior_full: np.ndarray | None,
-                   motion: tuple[int, int] = (0, 0)) -> tuple[Box, EncoderCache, Geometry] | None:
+                   motion: tuple[int, int] = (0, 0),
+                   box_prompt: BoxPrompt | None = None) -> tuple[Box, EncoderCache, Geometry] | None:
         """The encoded crop around the object, or None when the whole frame is as good.
 
-        The object's extent is the union of the positive clicks, the previous mask,
-        the reference mask (same object one frame away) and the prior's mask; the
+        The object's extent is the union of the positive clicks, the box prompt, the
+        previous mask, the reference mask (same object one frame away) and the prior's mask; the
         reference mask's box counts both where it was and moved by ``motion`` (dy, dx)
         frame pixels, where the object went.
         """
-        if not self.zoom.enabled or embedding.image is None or not (clicks or self.zoom.without_clicks):
+        if not self.zoom.enabled or embedding.image is None or not (
+                clicks or box_prompt is not None or self.zoom.without_clicks):
             return None
         ref_mask = None
         if reference is not None and np.shape(reference.mask) == embedding.geometry.orig_hw:
             ref_mask = reference.mask
-        needed = object_box([prev_prob, ref_mask, prior_full], [(c.y, c.x) for c in clicks if c.positive])
+        points = [(c.y, c.x) for c in clicks if c.positive]
+        if box_prompt is not None:
+            y0, y1, x0, x1 = box_prompt.pixel_bounds(embedding.geometry.orig_hw)
+            points += [(y0, x0), (y1 - 1, x1 - 1)]
+        needed = object_box([prev_prob, ref_mask, prior_full], points)
         # With a moved previous mask the box already spans both places; this covers a
         # step given only a reference (API callers may pass no previous mask).
         ref_box = object_box([ref_mask], []) if motion != (0, 0) else None
@@ -366,13 +397,13 @@ class OISSegmenter:
         return estimate_motion(reference.embedding.prior, embedding.prior, reference.mask)
 
     def _prior(self, embedding: OISEmbedding, clicks: Sequence[Click], prev_prob: np.ndarray | None,
-               reference: Reference | None) -> np.ndarray:
+               reference: Reference | None, box_prompt: BoxPrompt | None = None) -> np.ndarray:
         """(Y, X) classical prior probability for the same prompts (full frame resolution)."""
         ref = None
         if reference is not None and isinstance(reference.embedding, OISEmbedding) and (
                 reference.embedding.prior is not None):
             ref = Reference(reference.embedding.prior, reference.mask)
-        return self.prior.predict(embedding.prior, clicks, prev_prob, ref)
+        return self.prior.predict(embedding.prior, clicks, prev_prob, ref, box_prompt)
 
     def _prior_lost_detail(self, embedding: OISEmbedding) -> bool:
         """Whether the whole-frame prior ran on a downscaled grid that a crop prior would refine."""
@@ -393,7 +424,8 @@ class OISSegmenter:
         return embedding.prior_crops[box]
 
     def _prior_on_crop(self, embedding: OISEmbedding, box: Box, clicks: Sequence[Click],
-                       prev_prob: np.ndarray | None, reference: Reference | None) -> np.ndarray:
+                       prev_prob: np.ndarray | None, reference: Reference | None,
+                       box_prompt: BoxPrompt | None = None) -> np.ndarray:
         """(y1 - y0, x1 - x0) classical prior recomputed on the crop ``box``.
 
         The classical backend works on a grid of at most ``prior_work_size`` pixels: on a
@@ -412,7 +444,10 @@ class OISSegmenter:
                 and np.shape(reference.mask) == ref_embedding.geometry.orig_hw
                 and ref_embedding.geometry.orig_hw == embedding.geometry.orig_hw):
             ref = Reference(self._prior_crop_embedding(ref_embedding, box), np.asarray(reference.mask)[y0:y1, x0:x1])
-        return self.prior.predict(self._prior_crop_embedding(embedding, box), inside, prev, ref)
+        if box_prompt is not None:
+            box_prompt = clip_box(box_prompt.shifted(-y0, -x0), y1 - y0, x1 - x0)
+            box_prompt = box_prompt if box_prompt.height > 0 and box_prompt.width > 0 else None
+        return self.prior.predict(self._prior_crop_embedding(embedding, box), inside, prev, ref, box_prompt)
 
     def _reference(self, embedding: OISEmbedding, reference: Reference | None,
                    crop_cache: EncoderCache | None = None) -> ReferencePrompt | None:

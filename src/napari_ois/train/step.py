@@ -20,6 +20,7 @@ from ..model.layers import area_resize
 from ..model.network import OISModel
 from ..core.segmenter import Reference
 from ..model.prior import ClassicalPrior
+from ..core.boxes import BoxPrompt, box_of_mask
 from ..model.prompts import PromptBatch
 from ..model.reference import ReferencePrompt
 from .augment import bleed_mask
@@ -75,6 +76,8 @@ class StepSettings:
     rollout_max_steps: int = 1
     bleed_reference_prob: float = 0.0
     single_click_start_prob: float = 0.0
+    box_start_prob: float = 0.0
+    box_jitter: float = 0.1
 
 
 def _images(batch: dict, key: str, device) -> torch.Tensor:
@@ -122,16 +125,19 @@ class _BatchPrior:
             if ref is not None:
                 self.references[i] = Reference(ref.embedding, masks_np[i, :h, :w])
 
-    def __call__(self, clicks: list[np.ndarray], prev: torch.Tensor, has_prev: torch.Tensor) -> torch.Tensor:
-        """(B, 1, S, S) prior probability (zeros on the padding)."""
+    def __call__(self, clicks: list[np.ndarray], prev: torch.Tensor, has_prev: torch.Tensor,
+                 boxes: list[BoxPrompt | None] | None = None) -> torch.Tensor:
+        """(B, 1, S, S) prior probability (zeros on the padding); ``boxes`` per sample or None."""
         out = np.zeros((len(clicks), 1, self.size, self.size), np.float32)
+        boxes = boxes if boxes is not None else [None] * len(clicks)
         prev_np = prev[:, 0].detach().cpu().numpy()
         for i, (h, w) in enumerate(self.extents):
             if not self.only[i]:
                 continue
             points = [(float(y), float(x), bool(p)) for y, x, p in clicks[i] if y < h and x < w]
             previous = prev_np[i, :h, :w] if bool(has_prev[i]) else None
-            out[i, 0, :h, :w] = self.prior.predict_points(self.embeddings[i], points, previous, self.references[i])
+            out[i, 0, :h, :w] = self.prior.predict_points(self.embeddings[i], points, previous, self.references[i],
+                                                          boxes[i])
         return torch.from_numpy(out).to(prev.device)
 
 
@@ -223,6 +229,34 @@ def bleed_references(batch: dict, chosen: np.ndarray, rng: np.random.Generator) 
         batch["ref_mask"][i] = ref | (bleed_mask(ref, rng) & ~batch["ignore"][i])
 
 
+def jittered_box(mask: np.ndarray, extent: tuple[int, int], jitter: float,
+                 rng: np.random.Generator) -> BoxPrompt | None:
+    """The tight box of a (S, S) bool ``mask`` with each side moved by up to ``jitter`` of its size.
+
+    Kept inside the valid ``extent`` (h, w) and at least one pixel wide; None for an
+    empty mask.
+    """
+    tight = box_of_mask(mask)
+    if tight is None:
+        return None
+    h, w = extent
+    dy, dx = jitter * tight.height, jitter * tight.width
+    y0, y1 = tight.y0 + rng.uniform(-dy, dy), tight.y1 + rng.uniform(-dy, dy)
+    x0, x1 = tight.x0 + rng.uniform(-dx, dx), tight.x1 + rng.uniform(-dx, dx)
+    y0, x0 = float(np.clip(y0, 0, h - 1)), float(np.clip(x0, 0, w - 1))
+    y1, x1 = float(np.clip(y1, y0 + 1, h)), float(np.clip(x1, x0 + 1, w))
+    return BoxPrompt(y0, x0, y1, x1)
+
+
+def box_maps(boxes: list[BoxPrompt | None], size: int, device) -> torch.Tensor:
+    """(B, 1, S, S) float maps, 1 inside each sample's box (all 0 without one)."""
+    maps = np.zeros((len(boxes), 1, size, size), np.float32)
+    for i, box in enumerate(boxes):
+        if box is not None:
+            maps[i, 0] = box.mask((size, size))
+    return torch.from_numpy(maps).to(device)
+
+
 def _classical_prior(work_size: int) -> ClassicalPrior:
     if work_size not in _PRIORS:
         _PRIORS[work_size] = ClassicalPrior(work_size)
@@ -296,6 +330,15 @@ def training_step(
                 first = iterative_click(batch["mask"][i], np.zeros((size, size), np.float32), None, rng,
                                         batch["ignore"][i])
                 clicks[i] = np.array([first], np.int64) if first is not None else clicks[i]
+    boxes: list[BoxPrompt | None] = [None] * b
+    if model.config.box_prompt and settings.box_start_prob > 0:
+        # A box replaces the initial clicks of a fresh start (never of a propagation step).
+        start_with_box = (rng.random(b) < settings.box_start_prob) & ~use_prev & ~pure
+        for i in np.flatnonzero(start_with_box):
+            boxes[i] = jittered_box(batch["mask"][i], tuple(int(v) for v in valid_hw[i]), settings.box_jitter, rng)
+            if boxes[i] is not None:
+                clicks[i] = np.zeros((0, 3), np.int64)
+    box_map = box_maps(boxes, size, device) if model.config.box_prompt else None
     prev = torch.zeros(b, 1, size, size, device=device)
     if use_prev.any():
         prev[torch.from_numpy(use_prev)] = torch.from_numpy(batch["ref_mask"][use_prev]).float()[:, None].to(device)
@@ -310,9 +353,9 @@ def training_step(
         with torch.no_grad():
             for _ in range(n_iter):
                 prompts = PromptBatch.from_clicks(_click_lists(clicks), prev, device)
-                prompts.has_prev = has_prev
+                prompts.has_prev, prompts.box_map = has_prev, box_map
                 if batch_prior is not None:
-                    prompts.prior = batch_prior(clicks, prev, has_prev)
+                    prompts.prior = batch_prior(clicks, prev, has_prev, boxes)
                 prob = torch.sigmoid(model.forward_prompt(cache, prompts, reference)).float()
                 prob_np = prob[:, 0].cpu().numpy()
                 for i in range(b):
@@ -328,9 +371,9 @@ def training_step(
                 has_prev = torch.ones(b, dtype=torch.bool, device=device)
 
     prompts = PromptBatch.from_clicks(_click_lists(clicks), prev, device)
-    prompts.has_prev = has_prev
+    prompts.has_prev, prompts.box_map = has_prev, box_map
     if batch_prior is not None:
-        prompts.prior = batch_prior(clicks, prev, has_prev)
+        prompts.prior = batch_prior(clicks, prev, has_prev, boxes)
     logits = model.forward_prompt(cache, prompts, reference).float()
     target = torch.from_numpy(batch["mask"]).float()[:, None].to(device)
     ignore = torch.from_numpy(batch["ignore"])[:, None].to(device)

@@ -33,7 +33,7 @@ from ..evaluate.click_eval import evaluate_clicks, summarize
 from ..datasets.layouts import InstanceItem
 from ..model.checkpoint import load_model, save_checkpoint
 from ..model.config import preset_config
-from ..model.network import OISModel
+from ..model.network import OISModel, with_box_prompt
 from ..model.runtime import resolve_device
 from ..model.segmenter import OISSegmenter
 from ..progress_bar import ProgressBar
@@ -106,12 +106,19 @@ def validate(model: OISModel, items: list[InstanceItem], clicks: int) -> dict:
     was_training = model.training
     model.eval()
     try:
-        results = evaluate_clicks(OISSegmenter(model, device=str(next(model.parameters()).device)), items, clicks)
+        segmenter = OISSegmenter(model, device=str(next(model.parameters()).device))
+        results = evaluate_clicks(segmenter, items, clicks)
+        boxed = None
+        if model.config.box_prompt:
+            boxed = summarize(evaluate_clicks(segmenter, items, clicks, init="box"), clicks)
     finally:
         model.train(was_training)
     summary = summarize(results, clicks)
-    return {"miou_at_1": summary["miou_at"][0], "miou_at_5": summary["miou_at"][min(4, clicks - 1)],
-            "noc_85": summary["noc"]["85"], "n": summary["n"]}
+    metrics = {"miou_at_1": summary["miou_at"][0], "miou_at_5": summary["miou_at"][min(4, clicks - 1)],
+               "noc_85": summary["noc"]["85"], "n": summary["n"]}
+    if boxed is not None:
+        metrics.update(box_miou_at_1=boxed["miou_at"][0], box_noc_85=boxed["noc"]["85"])
+    return metrics
 
 
 class Trainer:
@@ -142,6 +149,8 @@ class Trainer:
         else:
             config = preset_config(self.cfg.preset, image_size=self.cfg.image_size, **self.cfg.model_overrides)
             model = OISModel(config, load_backbone_weights=True)  # pretrained trunk where the preset names one
+        if self.cfg.step.box_start_prob > 0:
+            model = with_box_prompt(model)  # box training from a click-only checkpoint
         if self.cfg.freeze_trunk or self.cfg.pool_size:
             model.backbone.freeze_trunk()
         return model.to(memory_format=torch.channels_last).train()

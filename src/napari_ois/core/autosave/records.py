@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..boxes import BoxPrompt
 from ..clicks import Click
 from ..errors import InputError
 from ..packed_prob import pack_prob
@@ -83,6 +84,14 @@ def _clicks_from_list(object_id: int, frame: int, rows: list[list]) -> list[Clic
     return [Click(object_id, frame, float(y), float(x), bool(p)) for y, x, p in rows]
 
 
+def _box_to_list(box: BoxPrompt | None) -> list[float] | None:
+    return None if box is None else [float(box.y0), float(box.x0), float(box.y1), float(box.x1)]
+
+
+def _box_from_list(row: list | None) -> BoxPrompt | None:
+    return None if row is None else BoxPrompt(*(float(v) for v in row))
+
+
 def action_to_record(action: Action) -> dict[str, Any]:
     """Everything an undo step holds, as JSON-ready data.
 
@@ -102,6 +111,8 @@ def action_to_record(action: Action) -> dict[str, Any]:
         "scores": {str(f): score_pair(pair) for f, pair in action.scores.items()},
         "probs": {str(f): [encode_prob(b), encode_prob(a)] for f, (b, a) in action.probs.items()},
     }
+    if action.boxes:  # absent from older journals, which hold no box
+        record["boxes"] = {str(f): [_box_to_list(b), _box_to_list(a)] for f, (b, a) in action.boxes.items()}
     parts = getattr(action, "parts", None)
     if parts:
         record["parts"] = [action_to_record(p) for p in parts]
@@ -130,6 +141,7 @@ def action_from_record(record: dict[str, Any]) -> Action:
             keyframes=None if keyframes is None else (frozenset(keyframes[0]), frozenset(keyframes[1])),
             scores={int(f): (b, a) for f, (b, a) in record.get("scores", {}).items()},
             probs={int(f): (decode_prob(b), decode_prob(a)) for f, (b, a) in record.get("probs", {}).items()},
+            boxes={int(f): (_box_from_list(b), _box_from_list(a)) for f, (b, a) in record.get("boxes", {}).items()},
         )
         if record.get("parts"):
             if "parts" not in {f.name for f in fields(Action)}:
@@ -143,7 +155,7 @@ def action_from_record(record: dict[str, Any]) -> Action:
 def request_of(action: Action) -> dict[str, Any]:
     """What the user asked for, so that a replay can do it again.
 
-    A click: the click (the last one of its frame). A mask: the mask as given (the
+    A click: the click (the last one of its frame). A box: the box. A mask: the mask as given (the
     written one may be smaller where other objects were already). Other kinds: nothing
     beyond the object id.
     """
@@ -151,6 +163,9 @@ def request_of(action: Action) -> dict[str, Any]:
         (frame, (_, after)), = action.clicks.items()
         c = after[-1]
         return {"click": [int(frame), float(c.y), float(c.x), int(c.positive)]}
+    if action.kind == "box" and len(action.boxes) == 1:
+        (frame, (_, box)), = action.boxes.items()
+        return {"frame": int(frame), "box": _box_to_list(box)}
     if action.kind == "mask" and len(action.probs) == 1:
         (frame, (_, given)), = action.probs.items()
         return {"frame": int(frame), "mask": encode_bytes(pack_mask(np.asarray(given) > 0.5))}

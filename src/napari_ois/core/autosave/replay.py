@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ...progress_bar import ProgressBar
+from ..boxes import BoxPrompt
 from ..clicks import Click
 from ..config import AnnotationConfig
 from ..errors import InputError
@@ -146,6 +147,8 @@ class _Replayer:
         if action["kind"] == "click" and "click" in request:
             frame, y, x, positive = request["click"]
             session.add_click(Click(obj, int(frame), float(y), float(x), bool(positive)))
+        elif action["kind"] == "box" and "box" in request:
+            session.add_box(obj, int(request["frame"]), BoxPrompt(*(float(v) for v in request["box"])))
         elif action["kind"] == "mask" and "mask" in request:
             mask = decode_mask(request["mask"], session.frames.shape)
             session.set_keyframe_mask(obj, int(request["frame"]), mask)

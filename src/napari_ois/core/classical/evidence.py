@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..boxes import BoxPrompt
 from ..clicks import Click
 from ..segmenter import Reference
 from .colour_histogram import joint_histogram
@@ -128,3 +129,33 @@ def add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.nd
     ring = np.exp(-ndi.distance_transform_edt(~rmask) / (3 * band + 1)) * ~rmask
     ev.fg_hist = joint_histogram(rbins, rmask.astype(np.float32))
     ev.bg_hist = joint_histogram(rbins, 0.2 * ~rmask + ring)
+
+
+def add_box(emb: ClassicalEmbedding, box: BoxPrompt, ev: Evidence) -> None:
+    """A box prompt as GrabCut's first round on the random walker.
+
+    Outside the box (one working pixel of slack) is background for sure; the ellipse
+    inscribed in the box is a weak shape prior, its central half a geodesic source of
+    foreground; colour models come from inside the box against a ring around it.
+    Clicks added afterwards overrule all of it.
+    """
+    h, w = emb.work_shape
+    y0, y1, x0, x1 = box.scaled(emb.scale).pixel_bounds((h, w))
+    outside = np.ones((h, w), bool)
+    outside[max(0, y0 - 1): y1 + 1, max(0, x0 - 1): x1 + 1] = False
+    ev.hard_bg |= outside & ~ev.hard_fg
+    yy, xx = np.ogrid[:h, :w]
+    cy, cx = (y0 + y1 - 1) / 2.0, (x0 + x1 - 1) / 2.0
+    ry, rx = max((y1 - y0) / 2.0, 0.5), max((x1 - x0) / 2.0, 0.5)
+    radius = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+    ellipse = radius <= 1.0
+    core = radius <= 0.25
+    if not core.any():
+        core[int(round(cy)), int(round(cx))] = True
+    ev.soft_fg |= core & ~ev.hard_bg
+    ev.shape_p = ellipse.astype(np.float32) if ev.shape_p is None else 0.5 * (ev.shape_p + ellipse)
+    ev.soft_lam = np.maximum(ev.soft_lam, np.where(~outside, 0.02, 0.0).astype(np.float32))
+    band = max(2.0, 0.25 * max(y1 - y0, x1 - x0))
+    ring = outside & (ndi.distance_transform_edt(outside) <= band)
+    ev.fg_hist = joint_histogram(emb.bins, np.where(ellipse, 1.0, 0.3) * ~outside)
+    ev.bg_hist = joint_histogram(emb.bins, 0.2 * outside + ring)

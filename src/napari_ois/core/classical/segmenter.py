@@ -9,12 +9,13 @@ from scipy import ndimage as ndi
 from skimage.color import rgb2lab
 from skimage.transform import resize
 
+from ..boxes import BoxPrompt
 from ..click_simulator import iou as _iou
 from ..clicks import Click
 from ..segmenter import Prediction, Reference
 from .colour_histogram import colour_bins
 from .embedding import ClassicalEmbedding, edge_weights
-from .evidence import add_clicks, add_prev, add_reference, click_seeds, Evidence
+from .evidence import add_box, add_clicks, add_prev, add_reference, click_seeds, Evidence
 from .quality import classical_quality
 from .random_walker import walker_segment
 from .resampling import to_full, to_work
@@ -84,6 +85,7 @@ class ClassicalSegmenter:
         clicks: Sequence[Click],
         prev_prob: np.ndarray | None = None,
         reference: Reference | None = None,
+        box: BoxPrompt | None = None,
     ) -> Prediction:
         """Segment one object; see :meth:`napari_ois.core.segmenter.Segmenter.predict`.
 
@@ -106,11 +108,13 @@ class ClassicalSegmenter:
         if prev_prob is not None:
             prev = np.clip(to_work(np.asarray(prev_prob, dtype=np.float32), shape), 0.0, 1.0)
         has_pos = any(s[2] for s in seeds)
-        if not has_pos and ref_mask is None and (prev is None or not (prev > 0.5).any()):
+        if box is None and not has_pos and ref_mask is None and (prev is None or not (prev > 0.5).any()):
             # Nothing says where the object is: an empty mask, and no confidence in it.
             return Prediction(np.zeros(emb.shape, np.float32), 0.0)
 
         ev = Evidence.empty(shape)
+        if box is not None:
+            add_box(emb, box, ev)
         add_clicks(emb, seeds, ev)
         if ref_mask is not None:
             add_reference(emb, reference, ref_mask, ev)
