@@ -160,3 +160,172 @@ def test_box_start_in_the_click_protocol():
     assert box_start[0] == pytest.approx(iou(mask, alone))
     with pytest.raises(ValueError, match="init"):
         evaluate_instance(segmenter, frames, cache, item, max_clicks=3, init="lasso")
+
+
+def _squares_tiff(tmp_path, n=6):
+    """A (T, Y, X) uint16 TIFF of a bright square drifting right, and its labels."""
+    import tifffile
+
+    video = np.full((n, 48, 64), 200, np.uint16)
+    truth = np.zeros((n, 48, 64), np.uint16)
+    for t in range(n):
+        video[t, 12:30, 8 + 2 * t: 26 + 2 * t] = 3000
+        truth[t, 12:30, 8 + 2 * t: 26 + 2 * t] = 1
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, video)
+    return path, truth
+
+
+def test_cli_segment_and_propagate_from_a_boxes_file(tmp_path, capsys):
+    import tifffile
+
+    from napari_ois.cli import main
+    from napari_ois.core.clicks import write_prompts
+    from napari_ois.evaluate.labels_quality import score_against_ground_truth
+
+    stack, truth = _squares_tiff(tmp_path)
+    boxes = tmp_path / "boxes.csv"
+    write_boxes(boxes, [(1, 2, BoxPrompt(10, 10, 32, 32))])
+    out = tmp_path / "seg.tif"
+    assert main(["segment", str(stack), "--boxes", str(boxes), "--backend", "classical", "--out", str(out),
+                 "--quiet"]) == 0
+    labels = tifffile.imread(out)
+    assert [bool(labels[t].any()) for t in range(6)] == [False, False, True, False, False, False]
+    assert iou(truth[2] == 1, labels[2] == 1) > 0.9
+    # Boxes and clicks together: the click (object 1, frame 2) refines the boxed object.
+    prompts = tmp_path / "p.csv"
+    write_prompts(prompts, [Click(1, 2, 20, 20)])
+    out = tmp_path / "prop.tif"
+    assert main(["propagate", str(stack), "--boxes", str(boxes), "--prompts", str(prompts),
+                 "--backend", "classical", "--out", str(out), "--quiet"]) == 0
+    assert "1 object(s), 6 frame(s)" in capsys.readouterr().out
+    assert score_against_ground_truth(tifffile.imread(out), truth, [1])[1] > 0.85
+
+
+@pytest.mark.parametrize("row, message", [
+    ("1,0,30,10,10,32", "line 2: box corners are inverted"),
+    ("1,0,10,10,10,32", "line 2: box has zero area"),
+    ("1,0,10,10,60,32", "line 2: box .* is outside the 48x64 image"),
+    ("1,9,10,10,30,32", "line 2: .*frame"),
+])
+def test_cli_bad_box_is_an_error_with_its_line_and_writes_nothing(tmp_path, capsys, row, message):
+    from napari_ois.cli import main
+
+    stack, _ = _squares_tiff(tmp_path)
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("object_id,frame,y0,x0,y1,x1\n" + row + "\n")
+    out = tmp_path / "seg.tif"
+    assert main(["segment", str(stack), "--boxes", str(boxes), "--backend", "classical", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("napari-ois: error:") and "boxes.csv" in err
+    import re
+
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+def test_cli_needs_some_prompt(tmp_path, capsys):
+    from napari_ois.cli import main
+
+    stack, _ = _squares_tiff(tmp_path)
+    assert main(["segment", str(stack), "--out", str(tmp_path / "o.tif")]) == 2
+    assert "--prompts" in capsys.readouterr().err
+    assert main(["propagate", str(stack), "--out", str(tmp_path / "o.tif")]) == 2
+    assert "--masks" in capsys.readouterr().err
+
+
+def test_box_actions_are_journaled_restored_and_replayed(tmp_path, capsys):
+    import json
+
+    import tifffile
+
+    from napari_ois.cli import main
+    from napari_ois.core.autosave import AutosaveStore, autosave_folder, restore_sessions
+    from napari_ois.core.backends import get_segmenter
+
+    stack, truth = _squares_tiff(tmp_path)
+    from napari_ois.api import open_frames
+
+    session = AnnotationSession(open_frames(stack), segmenter=get_segmenter("classical"))
+    store = AutosaveStore.create(autosave_folder(stack), session.labels, image_path=stack)
+    store.attach(session)
+    session.add_box(1, 1, BoxPrompt(10, 8, 32, 30))
+    session.add_click(Click(1, 1, 20, 18))
+    session.run_propagation(1, "both")
+    store.close()
+    restored = restore_sessions(autosave_folder(stack))
+    (again,) = restored.sessions.values()
+    assert again.prompts.box(1, 1) == BoxPrompt(10, 8, 32, 30) and len(again.prompts.clicks(1, 1)) == 1
+    again.undo()  # the run
+    again.undo()  # the click
+    again.undo()  # the box
+    assert again.prompts.box(1, 1) is None
+    out, report = tmp_path / "replayed.tif", tmp_path / "replay.json"
+    assert main(["replay", str(stack), "--out", str(out), "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["identical"] is True
+    assert score_against(tifffile.imread(out), truth) > 0.85
+
+
+def score_against(labels, truth):
+    from napari_ois.evaluate.labels_quality import score_against_ground_truth
+
+    return score_against_ground_truth(labels, truth, [1])[1]
+
+
+def test_box_channel_added_to_a_trained_model_leaves_clicks_unchanged(torch_one_thread):
+    import torch
+
+    from napari_ois.model.config import preset_config
+    from napari_ois.model.network import OISModel, with_box_prompt
+    from napari_ois.model.prompts import PromptBatch
+
+    torch.manual_seed(0)
+    model = OISModel(preset_config("test", image_size=64)).eval()
+    boxed = with_box_prompt(model).eval()
+    assert boxed.config.box_prompt and boxed.dense_encoder.embed.in_channels == model.dense_encoder.embed.in_channels + 1
+    images = torch.rand(1, 3, 64, 64)
+    prompts = PromptBatch.from_clicks([[(20.0, 30.0, True)]])
+    with torch.no_grad():
+        before = model.forward_prompt(model.encode(images), prompts)
+        cache = boxed.encode(images)
+        after = boxed.forward_prompt(cache, prompts)
+        prompts.box_map = torch.zeros(1, 1, 64, 64)
+        prompts.box_map[..., 10:40, 15:50] = 1
+        still = boxed.forward_prompt(cache, prompts)  # zero weights: the box changes nothing yet
+    assert torch.allclose(before, after, atol=1e-5) and torch.allclose(before, still, atol=1e-5)
+    assert with_box_prompt(boxed) is boxed
+
+
+def test_box_start_training_samples_start_from_a_jittered_true_box(tmp_path, monkeypatch):
+    import torch
+
+    from napari_ois.train import step as step_module
+    from napari_ois.train.real_data import mixed_stream
+    from napari_ois.train.step import StepSettings, jittered_box, training_step
+    from napari_ois.train.trainer import TrainConfig, Trainer
+
+    cfg = TrainConfig(preset="test", image_size=64, batch_size=2, steps=1, log_every=1, warmup_steps=1,
+                      weights={"synthetic": 1.0, "microscopy": 1.0}, threads=1, validate_every=0,
+                      step=StepSettings(box_start_prob=1.0, max_iter_clicks=1))
+    trainer = Trainer(cfg, tmp_path / "run", log=lambda _: None)
+    assert trainer.model.config.box_prompt  # the box channel was added for box training
+    samples = [s for _, s in zip(range(4), mixed_stream(0, 64, cfg.weights, pair_prob=0.0))]
+    seen = []
+    original = step_module.box_maps
+    monkeypatch.setattr(step_module, "box_maps", lambda boxes, *a: seen.append(boxes) or original(boxes, *a))
+    out = training_step(trainer.model, samples, np.random.default_rng(1), cfg.step)
+    assert torch.isfinite(out["loss"])
+    (boxes,) = seen
+    for sample, box in zip(samples, boxes):
+        tight = box_of_mask(sample.mask)
+        assert box is not None and abs(box.y0 - tight.y0) <= 0.1 * tight.height + 1e-6
+        assert abs(box.x1 - tight.x1) <= 0.1 * tight.width + 1e-6
+    # No sample starts with clicks: the box is the first prompt (<= 1 corrective click each).
+    assert out["clicks"] <= 1.0
+    rng = np.random.default_rng(0)
+    mask = np.zeros((64, 64), bool)
+    mask[60:64, 0:3] = True  # at the frame's corner: the jittered box stays on the valid extent
+    for _ in range(20):
+        box = jittered_box(mask, (64, 64), 0.5, rng)
+        validate_box(box, 64, 64)
