@@ -257,10 +257,9 @@ class AutosaveMixin:
             return
         # On-disk labels are never scanned for ids: remember the one the brush uses,
         # so that "New object" cannot hand it out again.
+        label = int(self.labels_layer.selected_label)
         for session in self._sessions.values():
-            session.note_object_id(int(self.labels_layer.selected_label))
-        if self._autosave is None:
-            return
+            session.note_object_id(label)
         leading = tuple(self.labels_layer.data.shape[:-2])
         keys = set()
         for atom in getattr(event, "value", None) or []:
@@ -274,6 +273,11 @@ class AutosaveMixin:
         if not keys:  # an edit napari describes differently: the plane on screen
             point = _layers.current_data_point(self.viewer, self.labels_layer)
             keys.add(tuple(_layers.pixel_index(point[a]) for a in range(len(leading))))
+        # The painted frames become keyframes of the painted id (see _boxes.py), once
+        # napari has written the stroke.
+        QTimer.singleShot(0, lambda: self._keyframe_painted(label, keys))
+        if self._autosave is None:
+            return
         self._painted |= keys
         QTimer.singleShot(0, lambda: self._journal_planes(keys))
 

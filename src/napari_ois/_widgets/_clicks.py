@@ -30,9 +30,10 @@ PREFETCH_DELAY_MS = 400  # the slider must rest this long before its frame is en
 
 @dataclass
 class _Queued:
-    """A click waiting for its frame's encode, and the session (held position) it belongs to."""
+    """A click (or a box, see ``_boxes.py``) waiting for its frame's encode, and the session
+    (held position) it belongs to."""
 
-    click: Click
+    prompt: Any  # Click or _boxes._BoxRequest: both have .frame
     session: Any
 
 
@@ -49,12 +50,25 @@ class ClickMixin:
 
     @property
     def clicks_pending(self) -> int:
-        """Clicks waiting for their frame to be encoded."""
+        """Clicks and boxes waiting for their frame to be encoded."""
         return len(self._queued)
 
     def pending_clicks(self) -> list[tuple[Click, Any]]:
         """(click, session) of the queued clicks, oldest first (the prompts layer shows them)."""
-        return [(q.click, q.session) for q in self._queued]
+        return [(q.prompt, q.session) for q in self._queued if isinstance(q.prompt, Click)]
+
+    def _queue_prompt(self, prompt, session) -> None:
+        """Queue a click or box behind the others until its frame is encoded."""
+        self._queued.append(_Queued(prompt, session))
+        self._drain_clicks()
+
+    def _apply_prompt(self, prompt, session) -> bool:
+        """Apply a queued click or box (its frame is encoded now)."""
+        if isinstance(prompt, Click):
+            return self._apply_click(prompt, session)
+        done = self._apply_box(prompt, session)
+        self._sync_boxes()  # the drawn rectangle was cleared while it waited for the encode
+        return done
 
     # ------------------------------------------------------------- clicks
     def _click_at(self, point, positive: bool, wait: bool = False) -> bool:
@@ -73,8 +87,7 @@ class ClickMixin:
         except Exception as exc:  # noqa: BLE001 (reported, see _click_failed)
             return self._click_failed(exc)
         if not wait and (self._queued or not session.cache.is_ready(click.frame)):
-            self._queued.append(_Queued(click, session))
-            self._drain_clicks()
+            self._queue_prompt(click, session)
             return True
         return self._apply_click(click, session)
 
@@ -108,14 +121,14 @@ class ClickMixin:
         """Apply queued clicks in order while their frames are encoded; start an encode for the first that is not."""
         while self._queued and self._encode_worker is None:
             head = self._queued[0]
-            if head.session.cache.is_ready(head.click.frame):
+            if head.session.cache.is_ready(head.prompt.frame):
                 self._queued.pop(0)
-                self._apply_click(head.click, head.session)
+                self._apply_prompt(head.prompt, head.session)
                 continue
-            self._start_encode(head.session, head.click.frame)
+            self._start_encode(head.session, head.prompt.frame)
         if self._queued:
             n = len(self._queued)
-            self._set_status(f"Encoding frame {self._encoding[1]}… ({n} click{'s' if n > 1 else ''} waiting; "
+            self._set_status(f"Encoding frame {self._encoding[1]}… ({n} prompt{'s' if n > 1 else ''} waiting; "
                              "napari stays responsive)")
         QTimer.singleShot(0, self._sync_points)
 
@@ -132,11 +145,11 @@ class ClickMixin:
 
     def _on_encode_error(self, frame: int, exc: Exception, prefetch: bool) -> None:
         self._encode_worker, self._encoding = None, None
-        dropped = [q for q in self._queued if q.click.frame == frame]
-        self._queued = [q for q in self._queued if q.click.frame != frame]
+        dropped = [q for q in self._queued if q.prompt.frame == frame]
+        self._queued = [q for q in self._queued if q.prompt.frame != frame]
         if not prefetch or dropped:
             self._error(f"could not encode frame {frame}: {exc!r}"
-                        + (f" ({len(dropped)} click(s) not applied)" if dropped else ""))
+                        + (f" ({len(dropped)} prompt(s) not applied)" if dropped else ""))
         self._drain_clicks()
 
     # ----------------------------------------------------------- prefetch

@@ -1,11 +1,14 @@
 """Layer plumbing for the annotation widget: the ``objects`` Labels layer, the ``prompts``
-Points layer, and conversions between napari coordinates and :class:`Click`.
+Points layer, the ``boxes`` Shapes layer, and conversions between napari coordinates and
+:class:`Click` / :class:`BoxPrompt`.
 
 Pixel convention: napari centres pixel ``i`` on data coordinate ``i`` (it covers
 ``[i - 0.5, i + 0.5)``), while the core reads click coordinates with ``floor`` (pixel
 ``i`` covers ``[i, i + 1)``). A click is therefore stored as the index of the pixel
 under the cursor, ``floor(coord + 0.5)``, and shown at that pixel's centre: a
-prompts CSV written from the session names the very pixels the user clicked.
+prompts CSV written from the session names the very pixels the user clicked. A box's
+edges are continuous: napari's edge ``e`` is the core's ``e + 0.5``, so a rectangle drawn
+along pixel borders covers exactly the pixels inside it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
+from napari_ois.core.boxes import BoxPrompt
 from napari_ois.core.clicks import Click
 from napari_ois.core.errors import InputError
 
@@ -22,10 +26,11 @@ from napari_ois.core.io import scratch_labels
 
 if TYPE_CHECKING:
     import napari
-    from napari.layers import Image, Labels, Points
+    from napari.layers import Image, Labels, Points, Shapes
 
 OBJECTS_NAME = "objects"
 PROMPTS_NAME = "prompts"
+BOXES_NAME = "boxes"
 POSITIVE_COLOR = np.array([0.2, 0.9, 0.25, 1.0])  # green: "this is the object"
 NEGATIVE_COLOR = np.array([0.95, 0.15, 0.15, 1.0])  # red: "leave this out"
 FEATURE_DEFAULTS = {"object_id": 1, "frame": 0, "positive": True}
@@ -282,3 +287,80 @@ def move_to_frame(viewer: "napari.Viewer", layer, axis: int, frame: int) -> None
     world = np.asarray(layer.data_to_world(data_point), dtype=float)
     world_axis = viewer.dims.ndim - layer.ndim + axis
     viewer.dims.set_point(world_axis, float(world[axis]))
+
+
+def ensure_boxes_layer(viewer: "napari.Viewer", image: "Image") -> "Shapes":
+    """The ``boxes`` Shapes layer for ``image`` (reused when its ndim matches), in rectangle mode."""
+    from napari.layers import Shapes
+
+    for layer in viewer.layers:
+        if isinstance(layer, Shapes) and layer.name.startswith(BOXES_NAME) and layer.ndim == image.ndim and (
+                _same_geometry(layer, image)):
+            return layer
+    layer = viewer.add_shapes(
+        None,
+        ndim=image.ndim,
+        name=BOXES_NAME,
+        scale=image.scale,
+        translate=image.translate,
+        axis_labels=tuple(image.axis_labels),
+        shape_type="rectangle",
+        edge_width=max(1.0, min(labels_shape(image)[-2:]) / 200.0),
+        edge_color=POSITIVE_COLOR,
+        face_color="transparent",
+    )
+    layer.mode = "add_rectangle"
+    return layer
+
+
+def box_from_shape(
+    vertices: np.ndarray, axis: int, n_leading: int
+) -> tuple[int, tuple[tuple[int, int], ...], BoxPrompt]:
+    """Frame, held indices and box of a rectangle drawn in the boxes layer.
+
+    Parameters
+    ----------
+    vertices : np.ndarray
+        (4, D) napari data coordinates of the rectangle's corners (leading axes, y, x).
+
+    Returns
+    -------
+    frame : int
+    fixed : tuple of (axis, index)
+        Indices on the other leading axes (4-D data).
+    box : BoxPrompt
+        Corners in core pixel coordinates (not yet checked against the frame).
+    """
+    vertices = np.asarray(vertices, dtype=float)
+    if not np.all(np.isfinite(vertices)):
+        raise InputError("the box corners are not finite coordinates")
+    first = vertices[0]
+    frame = pixel_index(first[axis]) if n_leading else 0
+    fixed = tuple((a, pixel_index(first[a])) for a in range(n_leading) if a != axis)
+    ys, xs = vertices[:, -2] + 0.5, vertices[:, -1] + 0.5
+    return frame, fixed, BoxPrompt(float(ys.min()), float(xs.min()), float(ys.max()), float(xs.max()))
+
+
+def shape_from_box(box: BoxPrompt, frame: int, axis: int, n_leading: int,
+                   fixed: Iterable[tuple[int, int]]) -> np.ndarray:
+    """(4, D) napari data corners of a box on ``frame`` (the inverse of :func:`box_from_shape`)."""
+    lead = [0.0] * n_leading
+    if n_leading:
+        lead[axis] = float(frame)
+    for a, index in fixed:
+        lead[a] = float(index)
+    y0, x0, y1, x1 = box.y0 - 0.5, box.x0 - 0.5, box.y1 - 0.5, box.x1 - 0.5
+    return np.array([lead + [y0, x0], lead + [y0, x1], lead + [y1, x1], lead + [y1, x0]], dtype=float)
+
+
+def show_boxes(layer: "Shapes", boxes: list[tuple[int, int, BoxPrompt, tuple[tuple[int, int], ...]]],
+               axis: int, n_leading: int) -> None:
+    """Make the boxes layer show exactly ``boxes`` ((object id, frame, box, held indices)),
+    each edged in its object's colour."""
+    data = [shape_from_box(box, frame, axis, n_leading, fixed) for _, frame, box, fixed in boxes]
+    colours = [OBJECT_COLORS[1 + (obj - 1) % (len(OBJECT_COLORS) - 1)] for obj, *_ in boxes]
+    layer.selected_data = set()
+    layer.data = []
+    if data:
+        layer.add_rectangles(data, edge_color=np.array(colours), face_color="transparent")
+    layer.refresh()

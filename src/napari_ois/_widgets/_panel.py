@@ -26,7 +26,8 @@ from napari_ois.threads import usable_cores
 from napari_ois.core.io.scratch_labels import DEFAULT_LABELS_ON_DISK_MB
 
 HELP = (
-    "Click in the 'prompts' layer (add mode) to segment the current object on this frame.\n"
+    "Click in the 'prompts' layer (add mode) to segment the current object on this frame,\n"
+    "or drag a rectangle in the 'boxes' layer; clicks then refine the box's mask.\n"
     "Shift+click: a click of the opposite polarity (negative by default).\n"
     "T: toggle negative clicks   M: new object   Shift+S: propagate both ways\n"
     "Ctrl+Z / Ctrl+Shift+Z: undo / redo a click or a whole propagation run."
@@ -76,6 +77,14 @@ def build_panel(w: QWidget) -> None:
     w.filled_check = QCheckBox("Filled labels", toolTip=(
         "Show the objects layer as filled masks; unchecked, as outlines (the image stays visible "
         "inside each object)"))
+    w.use_labels_button = QPushButton("Use labels on this frame", toolTip=(
+        "Make this object's labels on the frame shown (painted with the brush, or made by another tool) "
+        "its keyframe: propagation starts from them. A brush stroke in 'objects' does the same for the "
+        "painted id."))
+    w.keyframes_combo = QComboBox(toolTip="Another Labels layer (same shape as the image's labels)")
+    w.import_button = QPushButton("Import keyframes", enabled=False, toolTip=(
+        "Every frame of the chosen Labels layer that holds labels becomes a keyframe of each id in it "
+        "(written into 'objects'); then propagate"))
     obj_box = QGroupBox("Object")
     grid = QGridLayout(obj_box)
     grid.addWidget(QLabel("Object id"), 0, 0)
@@ -83,6 +92,9 @@ def build_panel(w: QWidget) -> None:
     grid.addWidget(w.new_button, 0, 2)
     grid.addWidget(w.negative_check, 1, 0, 1, 2)
     grid.addWidget(w.filled_check, 1, 2)
+    grid.addWidget(w.use_labels_button, 2, 0, 1, 3)
+    grid.addWidget(w.keyframes_combo, 3, 0, 1, 2)
+    grid.addWidget(w.import_button, 3, 2)
 
     w.backward_button = QPushButton("◀ Backward", toolTip="Propagate towards the first frame")
     w.both_button = QPushButton("Both", toolTip="Propagate both ways (Shift+S)")

@@ -6,7 +6,7 @@ writes layers; no numerics live here. Long work (propagation) runs in a napari
 applied on the main thread, so a stopped run leaves each frame untouched or complete.
 
 Modules: ``_panel`` (controls), ``_clicks`` (clicks; encodes off the GUI thread),
-``_runs`` (propagation), ``_edits`` (objects, undo/redo,
+``_boxes`` (boxes, labels as keyframes), ``_runs`` (propagation), ``_edits`` (objects, undo/redo,
 export), ``_layers`` (layers and coordinates), ``_hooks`` (what is attached to the viewer),
 ``_storage`` (labels on disk for long data via core/io/scratch_labels.py, embedding disk cache).
 """
@@ -34,6 +34,7 @@ from napari_ois.threads import configure_threads
 
 from . import _layers
 from ._autosave import AutosaveMixin
+from ._boxes import BoxMixin
 from ._clicks import ClickMixin
 from ._edits import EditMixin
 from ._hooks import Hooks
@@ -47,7 +48,7 @@ SegmenterFactory = Callable[..., Segmenter]
 __all__ = ["AnnotateObjectsWidget", "SegmenterFactory"]
 
 
-class AnnotateObjectsWidget(ClickMixin, PropagationMixin, EditMixin, AutosaveMixin, StorageMixin, QWidget):
+class AnnotateObjectsWidget(ClickMixin, BoxMixin, PropagationMixin, EditMixin, AutosaveMixin, StorageMixin, QWidget):
     """Click-based object segmentation and mask propagation for the chosen image layer.
 
     Parameters
@@ -80,6 +81,7 @@ class AnnotateObjectsWidget(ClickMixin, PropagationMixin, EditMixin, AutosaveMix
         self.image_layer: Image | None = None
         self.labels_layer = None
         self.points_layer = None
+        self.boxes_layer = None
         self.worker = None
         self._run = None  # (session, Action) of the running propagation
         self._napari_progress = None  # napari.utils.progress of the running propagation
@@ -120,6 +122,8 @@ class AnnotateObjectsWidget(ClickMixin, PropagationMixin, EditMixin, AutosaveMix
         self.undo_button.clicked.connect(self.undo)
         self.redo_button.clicked.connect(self.redo)
         self.clear_button.clicked.connect(self.clear_object)
+        self.use_labels_button.clicked.connect(self.use_labels_on_frame)
+        self.import_button.clicked.connect(lambda: self.import_keyframes())
         self.worst_button.clicked.connect(self.jump_to_worst_frame)
         self.export_button.clicked.connect(self.export)
         self.autosave_check.toggled.connect(self._on_autosave_toggled)
@@ -252,6 +256,8 @@ class AnnotateObjectsWidget(ClickMixin, PropagationMixin, EditMixin, AutosaveMix
         if self.points_layer is not None:
             self._hooks.connect(self.points_layer.events.data, self._on_points_data, group="layers")
             self._hooks.add_mouse_callback(self.points_layer, self._on_press, group="layers")
+        if self.boxes_layer is not None:
+            self._hooks.connect(self.boxes_layer.events.data, self._on_boxes_data, group="layers")
 
     def _on_contrast(self, event=None) -> None:
         self._contrast_stale = True
@@ -273,6 +279,9 @@ class AnnotateObjectsWidget(ClickMixin, PropagationMixin, EditMixin, AutosaveMix
     # -------------------------------------------------------- image choice
     def _on_layer_removed(self, event=None) -> None:
         layers = self.viewer.layers
+        if self.boxes_layer is not None and self.boxes_layer not in layers:
+            self.boxes_layer = None  # boxes stay in the sessions; choosing the image again shows them
+            self._hook_layers()
         if any(x is not None and x not in layers for x in (self.labels_layer, self.points_layer)):
             # Not recreated here: the viewer may be closing. Picking the image again does it.
             if self.worker is not None:
@@ -287,6 +296,7 @@ class AnnotateObjectsWidget(ClickMixin, PropagationMixin, EditMixin, AutosaveMix
         self._refresh_image_choices()
 
     def _refresh_image_choices(self, event=None) -> None:
+        self._refresh_keyframe_choices()
         names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
         current = self.image_combo.currentText()
         if names == [self.image_combo.itemText(i) for i in range(self.image_combo.count())]:
@@ -301,8 +311,8 @@ class AnnotateObjectsWidget(ClickMixin, PropagationMixin, EditMixin, AutosaveMix
             self._rebuild()
 
     def _reactivate(self, index: int) -> None:
-        # Choosing the same image again recreates removed objects/prompts layers.
-        if self.labels_layer is None or self.points_layer is None:
+        # Choosing the same image again recreates removed objects/prompts/boxes layers.
+        if self.labels_layer is None or self.points_layer is None or self.boxes_layer is None:
             self._rebuild()
 
     def _rebuild(self, new_segmenter: bool = False) -> None:
@@ -335,8 +345,10 @@ class AnnotateObjectsWidget(ClickMixin, PropagationMixin, EditMixin, AutosaveMix
             return
         self._show_storage_state()
         _layers.show_filled(self.labels_layer, self.filled_check.isChecked())
+        self.boxes_layer = _layers.ensure_boxes_layer(self.viewer, self.image_layer)
         self.points_layer = _layers.ensure_prompts_layer(self.viewer, self.image_layer)
         self._hook_layers()
+        self._refresh_keyframe_choices()
         self._open_autosave()  # restores an autosave of this image, if there is one
         try:
             session = self.session
@@ -456,6 +468,7 @@ class AnnotateObjectsWidget(ClickMixin, PropagationMixin, EditMixin, AutosaveMix
             _layers.show_clicks(self.points_layer, clicks, self.axis, _layers.leading_axes(self.image_layer))
         finally:
             self._syncing = False
+        self._sync_boxes()
 
     # ------------------------------------------------------------- clicks
     def _on_points_data(self, event) -> None:
