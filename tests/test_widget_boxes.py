@@ -17,7 +17,7 @@ from napari.utils.interactions import mouse_move_callbacks, mouse_press_callback
 from qtpy.QtWidgets import QApplication
 
 from napari_ois._widgets import AnnotateObjectsWidget
-from napari_ois.core.boxes import BoxPrompt
+from napari_ois.core.boxes import BoxPrompt, read_boxes
 
 pytestmark = pytest.mark.gui
 
@@ -76,7 +76,7 @@ def drag_rectangle(viewer, layer, frame: int, start: tuple, end: tuple, steps: i
     QApplication.processEvents()
 
 
-def test_a_drawn_rectangle_segments_the_object_and_clicks_refine_it(annotate):
+def test_a_drawn_rectangle_segments_the_object_and_clicks_refine_it(annotate, tmp_path):
     viewer, widget, truth = annotate
     assert widget.boxes_layer.name == "boxes" and widget.boxes_layer.ndim == 3
     # Frame 3: object 1 covers rows 4-11, columns 8-15; the box leaves object 2 (rows 24-31) out.
@@ -101,6 +101,11 @@ def test_a_drawn_rectangle_segments_the_object_and_clicks_refine_it(annotate):
     widget.redo_button.click()
     assert np.array_equal(widget.labels_layer.data[3] == 1, truth[3] == 1)
     assert len(widget.boxes_layer.data) == 1
+    # Export writes the boxes CSV beside the labels and the prompts CSV.
+    files = widget.save(tmp_path / "objects.tif")
+    assert tmp_path / "objects_boxes.csv" in files
+    ((_, obj, frame, box),) = read_boxes(tmp_path / "objects_boxes.csv")
+    assert (obj, frame) == (1, 3) and corners(box) == pytest.approx((3.1, 7.1, 13.9, 17.9), abs=1e-4)
 
 
 def test_a_rectangle_off_the_frame_is_refused_and_changes_nothing(annotate, notifications):

@@ -7,6 +7,7 @@ from pathlib import Path
 from qtpy.QtWidgets import QFileDialog
 
 from napari_ois.core import io as core_io
+from napari_ois.core.boxes import write_boxes
 from napari_ois.core.errors import OISError
 
 from . import _layers
@@ -89,8 +90,8 @@ class EditMixin:
 
     # -------------------------------------------------------------- export
     def save(self, path: str | Path, format: str | None = None) -> tuple[Path, ...]:
-        """Write the labels to ``path`` and the session next to it: ``<stem>_prompts.csv``
-        and ``<stem>_settings.json``.
+        """Write the labels to ``path`` and the session next to it: ``<stem>_prompts.csv``,
+        ``<stem>_settings.json`` and, when boxes were drawn, ``<stem>_boxes.csv``.
 
         Parameters
         ----------
@@ -121,6 +122,11 @@ class EditMixin:
                 keyframes={k: sorted(v) for k, v in session.keyframes.items()},
                 extra=extra,
             )
+            boxes = session.prompts.boxes()
+            if boxes:  # the boxes CSV contract: napari-ois segment/propagate --boxes read it back
+                boxes_path = path.with_name(f"{stem}_boxes.csv")
+                write_boxes(boxes_path, boxes)
+                session_files = (*session_files, boxes_path)
         except OISError as exc:
             self._error(str(exc))
             raise
