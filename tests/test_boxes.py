@@ -103,6 +103,17 @@ def test_ois_backend_takes_a_box(torch_one_thread):
     assert not (prediction.prob[80:92, 5:20] > 0.5).any()
 
 
+def test_box_extent_grows_the_box_and_follows_positive_clicks():
+    from napari_ois.model.segmenter import box_extent
+
+    box = BoxPrompt(20, 30, 60, 50)  # 40 x 20 px
+    extent = box_extent(box, [], (100, 100), 0.05)
+    assert box_of_mask(extent) == BoxPrompt(18, 28, 62, 52)  # 5 % of 40 = 2 px; of 20 -> the 2 px floor
+    # A positive click outside the box says the object reaches there; a negative one does not.
+    clicks = [Click(1, 0, 80, 40, True), Click(1, 0, 5, 5, False)]
+    assert box_of_mask(box_extent(box, clicks, (100, 100), 0.05)) == BoxPrompt(18, 28, 83, 52)
+
+
 def test_session_box_then_clicks_undo_and_clear(squares, fake_segmenter):
     video, truth = squares
     session = AnnotationSession(FrameStack(video), segmenter=fake_segmenter)

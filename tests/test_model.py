@@ -305,6 +305,7 @@ def test_packaged_default_is_the_trained_prior_model():
     segmenter = get_segmenter("ois", "cpu")
     meta = segmenter.metadata
     assert segmenter.config.use_prior and segmenter.config.preset == "tiny-prior"
+    assert segmenter.config.box_prompt  # stage 4: trained with box starts (MODEL_CARD.md)
     assert meta["steps"] > 0 and meta["train_config"]["preset"] == "tiny-prior"
     image = np.zeros((60, 80, 3), np.float32)
     image[15:45, 20:60] = 0.9

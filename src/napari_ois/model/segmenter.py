@@ -102,6 +102,19 @@ def boundary_confidence(prob: torch.Tensor, band: int = 1, max_side: int = 128) 
     return float(confidence[ring].mean() if bool(ring.any()) else confidence.mean())
 
 
+BOX_MARGIN = 0.05
+
+
+def box_extent(box: BoxPrompt, clicks: Sequence[Click], shape: tuple[int, int], margin: float) -> np.ndarray:
+    """(Y, X) bool: where an object given by ``box`` may be; the box grown by ``margin`` of its
+    height/width (at least 2 px) on each side, stretched over every positive click."""
+    ys = [box.y0, box.y1] + [c.y for c in clicks if c.positive] + [c.y + 1 for c in clicks if c.positive]
+    xs = [box.x0, box.x1] + [c.x for c in clicks if c.positive] + [c.x + 1 for c in clicks if c.positive]
+    dy, dx = max(2.0, margin * box.height), max(2.0, margin * box.width)
+    grown = clip_box(BoxPrompt(min(ys) - dy, min(xs) - dx, max(ys) + dy, max(xs) + dx), *shape)
+    return grown.mask(shape)
+
+
 def view_box_mask(box: BoxPrompt, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
     """(h, w) bool map of a full-frame ``box`` on a view (the frame or a crop) whose
     top-left pixel is the frame's ``origin`` (y, x); all False when they do not meet."""
@@ -156,6 +169,10 @@ class OISSegmenter:
         # What the session makes of that predicted IoU once the frame is written: colour
         # match with the keyframes and distance to them (core/track_quality.py).
         self.track_calibration: Calibration | None = OIS_TRACK_CALIBRATION
+        # A box says where the object is: nothing beyond it (this fraction of its size as
+        # slack, for a hand-drawn box) is the object unless a positive click says so.
+        # None lets the network's residual reach outside the box.
+        self.box_margin: float | None = BOX_MARGIN
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | None = None, device: str = "auto") -> "OISSegmenter":
@@ -275,6 +292,8 @@ class OISSegmenter:
             with torch.inference_mode():
                 full_logits = self.model.add_prior(full_logits, torch.from_numpy(prior_full)[None, None])
         prob = torch.sigmoid(full_logits)[0, 0].cpu().numpy().astype(np.float32, copy=False)
+        if box_prompt is not None and self.box_margin is not None:
+            prob = prob * box_extent(box_prompt, clicks, geometry.orig_hw, self.box_margin)
         return Prediction(prob, score)
 
     def _predict_crop_only(self, embedding: OISEmbedding, crop: tuple[Box, EncoderCache, Geometry],
