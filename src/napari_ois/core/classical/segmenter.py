@@ -114,7 +114,7 @@ class ClassicalSegmenter:
 
         ev = Evidence.empty(shape)
         if box is not None:
-            add_box(emb, box, ev)
+            add_box(emb, box, ev, guess_shape=not seeds)
         add_clicks(emb, seeds, ev)
         if ref_mask is not None:
             add_reference(emb, reference, ref_mask, ev)
