@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -146,3 +146,18 @@ def add_point(widget, coords) -> None:
     """napari's own add on the prompts layer (as a click delivers it), then wait for the mask."""
     widget.points_layer.add(coords)
     settle_clicks(widget)
+
+
+@dataclass
+class MouseEvent:
+    """The fields of a vispy mouse event that napari's layer callbacks read (GUI tests)."""
+
+    type: str
+    position: tuple
+    modifiers: list = field(default_factory=list)
+    pos: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    is_dragging: bool = False
+    view_direction: list | None = None
+    up_direction: list | None = None
+    dims_displayed: list = field(default_factory=lambda: [1, 2])
+    handled: bool = False

@@ -174,17 +174,10 @@ def test_box_start_in_the_click_protocol():
 
 
 def _squares_tiff(tmp_path, n=6):
-    """A (T, Y, X) uint16 TIFF of a bright square drifting right, and its labels."""
-    import tifffile
+    """test_cli's drifting square as a (T, Y, X) TIFF, and its labels."""
+    from test_cli import squares_tiff
 
-    video = np.full((n, 48, 64), 200, np.uint16)
-    truth = np.zeros((n, 48, 64), np.uint16)
-    for t in range(n):
-        video[t, 12:30, 8 + 2 * t: 26 + 2 * t] = 3000
-        truth[t, 12:30, 8 + 2 * t: 26 + 2 * t] = 1
-    path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, video)
-    return path, truth
+    return squares_tiff(tmp_path, n)
 
 
 def test_cli_segment_and_propagate_from_a_boxes_file(tmp_path, capsys):

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 import tifffile
-from conftest import BrightComponentSegmenter, add_point, moving_squares, settle_clicks
+from conftest import BrightComponentSegmenter, MouseEvent, add_point, moving_squares, settle_clicks
 from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 from napari.utils.key_bindings import coerce_keybinding
@@ -60,20 +59,6 @@ def annotate(make_napari_viewer, squares):
         return viewer, widget, truth
 
     return make
-
-
-@dataclass
-class MouseEvent:
-    """The fields of a vispy mouse event that napari's layer callbacks read."""
-
-    type: str
-    position: tuple
-    modifiers: list = field(default_factory=list)
-    pos: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    is_dragging: bool = False
-    view_direction: list | None = None
-    up_direction: list | None = None
-    dims_displayed: list = field(default_factory=lambda: [1, 2])
 
 
 def click(widget, frame, y, x, shift=False):

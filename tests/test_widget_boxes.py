@@ -7,11 +7,9 @@ tests/conftest.py makes the expected masks exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
-from conftest import BrightComponentSegmenter, settle_clicks
+from conftest import BrightComponentSegmenter, MouseEvent, settle_clicks
 from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
 from qtpy.QtWidgets import QApplication
@@ -22,21 +20,6 @@ from napari_ois.core.boxes import BoxPrompt, read_boxes
 pytestmark = pytest.mark.gui
 
 TIMEOUT_MS = 10_000
-
-
-@dataclass
-class MouseEvent:
-    """The fields of a vispy mouse event that napari's layer callbacks read."""
-
-    type: str
-    position: tuple
-    modifiers: list = field(default_factory=list)
-    pos: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    is_dragging: bool = False
-    view_direction: list | None = None
-    up_direction: list | None = None
-    dims_displayed: list = field(default_factory=lambda: [1, 2])
-    handled: bool = False
 
 
 @pytest.fixture

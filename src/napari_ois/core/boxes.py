@@ -18,6 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .csv_rows import read_csv_rows
 from .errors import InputError
 
 BOX_CSV_HEADER = ("object_id", "frame", "y0", "x0", "y1", "x1")
@@ -146,37 +147,16 @@ def read_boxes(path: str | Path) -> list[tuple[int, int, int, BoxPrompt]]:
         If the file is missing or not a text CSV, lacks a column of the header, has a
         malformed row, or holds no box.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"boxes file not found: {path}")
-    rows = []
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None:
-                raise InputError(f"boxes file is empty: {path}")
-            names = [n.strip() for n in reader.fieldnames]
-            missing = [c for c in BOX_CSV_HEADER if c not in names]
-            if missing:
-                raise InputError(
-                    f"boxes file {path} lacks column(s) {', '.join(missing)}; "
-                    f"the header must be {','.join(BOX_CSV_HEADER)}"
-                )
-            for row in reader:
-                line_no = reader.line_num
-                row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-                try:
-                    obj, frame = int(row["object_id"]), int(row["frame"])
-                    box = BoxPrompt(*(float(row[k]) for k in ("y0", "x0", "y1", "x1")))
-                except (ValueError, TypeError) as exc:
-                    raise InputError(f"{path}, line {line_no}: {exc}") from None
-                if obj < 1:
-                    raise InputError(f"{path}, line {line_no}: object id must be >= 1, got {obj}")
-                rows.append((line_no, obj, frame, box))
-    except UnicodeDecodeError:
-        raise InputError(f"boxes file is not a text CSV: {path}") from None
-    except csv.Error as exc:
-        raise InputError(f"boxes file {path} is not a readable CSV: {exc}") from None
-    if not rows:
+    boxes = []
+    for line_no, row in read_csv_rows(path, BOX_CSV_HEADER, "boxes"):
+        try:
+            obj, frame = int(row["object_id"]), int(row["frame"])
+            box = BoxPrompt(*(float(row[k]) for k in ("y0", "x0", "y1", "x1")))
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{path}, line {line_no}: {exc}") from None
+        if obj < 1:
+            raise InputError(f"{path}, line {line_no}: object id must be >= 1, got {obj}")
+        boxes.append((line_no, obj, frame, box))
+    if not boxes:
         raise InputError(f"boxes file holds no box: {path}")
-    return rows
+    return boxes

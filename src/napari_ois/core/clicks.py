@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .boxes import BoxPrompt
+from .csv_rows import read_csv_rows
 from .errors import InputError
 
 CSV_HEADER = ("object_id", "frame", "y", "x", "positive")
@@ -169,46 +170,24 @@ def read_prompt_lines(path: str | Path) -> list[tuple[int, Click]]:
         If the file is missing, has no header, misses a column, has a malformed
         row, or holds no click at all.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"prompts file not found: {path}")
-    try:
-        # utf-8-sig: spreadsheet programs start their CSVs with a byte-order mark
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None:
-                raise InputError(f"prompts file is empty: {path}")
-            names = [n.strip() for n in reader.fieldnames]
-            missing = [c for c in CSV_HEADER if c not in names]
-            if missing:
-                raise InputError(
-                    f"prompts file {path} lacks column(s) {', '.join(missing)}; "
-                    f"the header must be {','.join(CSV_HEADER)}"
-                )
-            clicks = []
-            for row in reader:
-                line_no = reader.line_num  # not a running count: blank lines are skipped
-                row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-                try:
-                    positive = row["positive"].lower()
-                    if positive not in ("0", "1", "true", "false"):
-                        raise ValueError(f"positive must be 1 or 0, got {row['positive']!r}")
-                    click = Click(
-                        object_id=int(row["object_id"]),
-                        frame=int(row["frame"]),
-                        y=float(row["y"]),
-                        x=float(row["x"]),
-                        positive=positive in ("1", "true"),
-                    )
-                except (ValueError, TypeError) as exc:
-                    raise InputError(f"{path}, line {line_no}: {exc}") from None
-                if not all(map(_finite, (click.y, click.x))):
-                    raise InputError(f"{path}, line {line_no}: y and x must be finite numbers")
-                clicks.append((line_no, click))
-    except UnicodeDecodeError:
-        raise InputError(f"prompts file is not a text CSV: {path}") from None
-    except csv.Error as exc:  # e.g. a field over the csv module's size limit, a NUL byte
-        raise InputError(f"prompts file {path} is not a readable CSV: {exc}") from None
+    clicks = []
+    for line_no, row in read_csv_rows(path, CSV_HEADER, "prompts"):
+        try:
+            positive = row["positive"].lower()
+            if positive not in ("0", "1", "true", "false"):
+                raise ValueError(f"positive must be 1 or 0, got {row['positive']!r}")
+            click = Click(
+                object_id=int(row["object_id"]),
+                frame=int(row["frame"]),
+                y=float(row["y"]),
+                x=float(row["x"]),
+                positive=positive in ("1", "true"),
+            )
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{path}, line {line_no}: {exc}") from None
+        if not all(map(_finite, (click.y, click.x))):
+            raise InputError(f"{path}, line {line_no}: y and x must be finite numbers")
+        clicks.append((line_no, click))
     if not clicks:
         raise InputError(f"prompts file holds no click: {path}")
     return clicks
