@@ -53,6 +53,7 @@ def main() -> None:
         QApplication.processEvents()
         made = np.asarray(widget.labels_layer.data) == object_id
         print(f"object {object_id}: nucleus {nucleus}, IoU {iou(mask, made):.3f}")
+    viewer.reset_view()  # the whole image, every box in view
     viewer.layers.selection.active = widget.boxes_layer
     widget.boxes_layer.mode = "add_rectangle"
     QApplication.processEvents()

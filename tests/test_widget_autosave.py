@@ -64,9 +64,13 @@ def test_reopening_the_image_restores_labels_clicks_and_edits(make_napari_viewer
     assert np.array_equal(widget2.labels_layer.data, expected)
     assert list(widget2.session.prompts) == clicks
     assert widget2.points_layer.features["frame"].tolist() == [0]
-    assert widget2.session.keyframes == {1: {0}}
+    # The brush stroke made frame 6 a keyframe of the painted id 7 (labels as prompts, issue #21).
+    assert widget2.session.keyframes == {1: {0}, 7: {6}}
     assert any("Restored the autosave" in str(n.message) and "1 click(s)" in str(n.message) for n in notifications)
-    # The restored history: undo takes back the whole propagation run, not the manual edit.
+    # The restored history: the first undo takes back that keyframe (the painted pixels stay:
+    # the stroke is napari's own edit), the second the whole propagation run.
+    widget2.undo()
+    assert widget2.session.keyframes == {1: {0}} and (widget2.labels_layer.data[6] == 7).any()
     widget2.undo()
     labels = widget2.labels_layer.data
     assert np.array_equal(labels[0] == 1, truth[0] == 1) and not (labels[1:] == 1).any()

@@ -37,6 +37,23 @@ def image_source_path(layer) -> str | None:
     return getattr(getattr(layer, "source", None), "path", None) if layer is not None else None
 
 
+def painted_labels(atoms) -> set[int]:
+    """The label ids a napari ``paint`` event wrote (0, the eraser, left out).
+
+    Each atom is a masked edit with a ``new_value``, or an (indices, old values, new
+    value(s)) tuple.
+    """
+    found: set[int] = set()
+    for atom in atoms or []:
+        value = getattr(atom, "new_value", None)
+        if value is None and isinstance(atom, tuple) and len(atom) == 3:
+            value = atom[2]
+        if value is None:
+            continue
+        found.update(int(v) for v in np.unique(np.asarray(value)) if int(v) > 0)
+    return found
+
+
 class AutosaveMixin:
     """Autosave / restore / Start fresh of :class:`AnnotateObjectsWidget`."""
 
@@ -273,9 +290,11 @@ class AutosaveMixin:
         if not keys:  # an edit napari describes differently: the plane on screen
             point = _layers.current_data_point(self.viewer, self.labels_layer)
             keys.add(tuple(_layers.pixel_index(point[a]) for a in range(len(leading))))
-        # The painted frames become keyframes of the painted id (see _boxes.py), once
-        # napari has written the stroke.
-        QTimer.singleShot(0, lambda: self._keyframe_painted(label, keys))
+        # The painted frames become keyframes of the painted ids (see _boxes.py), once
+        # napari has written the stroke. The stroke's atoms name the id painted, which is
+        # not always the layer's selected label (a script, or the fill of another id).
+        painted = painted_labels(getattr(event, "value", None)) or {label}
+        QTimer.singleShot(0, lambda: [self._keyframe_painted(i, keys) for i in sorted(painted)])
         if self._autosave is None:
             return
         self._painted |= keys
