@@ -147,8 +147,10 @@ def test_disk_labels_paint_autosave_restore_and_start_fresh(make_napari_viewer, 
     assert isinstance(widget2.labels_layer.data, zarr.Array)
     assert widget2.labels_layer.metadata[FOLDER_KEY] != widget.labels_layer.metadata[FOLDER_KEY]
     assert np.array_equal(on_disk(widget2.labels_layer), expected)
-    assert widget2.session.keyframes == {1: {0}}
+    assert widget2.session.keyframes == {1: {0}, 7: {6}}  # the stroke made a keyframe of id 7
     assert any("Restored the autosave" in str(n.message) for n in notifications)
+    widget2.undo()  # that keyframe (its pixels stay: the stroke is napari's own edit)
+    assert widget2.session.keyframes == {1: {0}}
     widget2.undo()  # the restored run, not the manual edit
     labels = on_disk(widget2.labels_layer)
     assert not (labels[1:] == 1).any() and (labels[6] == 7).any()

@@ -290,15 +290,14 @@ class AutosaveMixin:
         if not keys:  # an edit napari describes differently: the plane on screen
             point = _layers.current_data_point(self.viewer, self.labels_layer)
             keys.add(tuple(_layers.pixel_index(point[a]) for a in range(len(leading))))
-        # The painted frames become keyframes of the painted ids (see _boxes.py), once
-        # napari has written the stroke. The stroke's atoms name the id painted, which is
-        # not always the layer's selected label (a script, or the fill of another id).
+        if self._autosave is not None:
+            self._painted |= keys
+            QTimer.singleShot(0, lambda: self._journal_planes(keys))
+        # Then the painted frames become keyframes of the painted ids (see _boxes.py): after
+        # the stroke is journaled, so a replay paints first. The stroke's atoms name the id
+        # painted, which is not always the layer's selected label (a script, another tool).
         painted = painted_labels(getattr(event, "value", None)) or {label}
         QTimer.singleShot(0, lambda: [self._keyframe_painted(i, keys) for i in sorted(painted)])
-        if self._autosave is None:
-            return
-        self._painted |= keys
-        QTimer.singleShot(0, lambda: self._journal_planes(keys))
 
     def _on_labels_set_data(self, event=None) -> None:
         """napari's own undo/redo of a manual edit changes data without a ``paint`` event."""

