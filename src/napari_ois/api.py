@@ -147,15 +147,7 @@ def _add_keyframe_masks(session: AnnotationSession, keyframes, source: str | Pat
             f"{source}: keyframe masks have shape {tuple(keyframes.shape)} but the input needs {expected} "
             "(one labels frame per input frame)"
         )
-    count = 0
-    for frame in range(shape[0]):
-        plane = np.asarray(keyframes[frame])
-        if not plane.any():
-            continue
-        for object_id in np.unique(plane):
-            if object_id:
-                session.set_keyframe_mask(int(object_id), frame, plane == object_id)
-                count += 1
+    count = session.set_keyframes_from_labels(keyframes.__getitem__)
     if count == 0:
         raise InputError(f"{source}: the keyframe masks hold no non-zero label")
     return count

@@ -167,12 +167,7 @@ class BoxMixin:
             if tuple(layer.data.shape) != expected:
                 raise InputError(f"layer {name!r} has shape {tuple(layer.data.shape)} but the image's labels "
                                  f"have {expected}")
-            count = 0
-            for frame in range(session.frames.n_frames):
-                plane = np.asarray(layer.data[session.frames.index(frame)])
-                for object_id in np.unique(plane[plane > 0]):
-                    session.set_keyframe_mask(int(object_id), frame, plane == object_id)
-                    count += 1
+            count = session.set_keyframes_from_labels(lambda frame: layer.data[session.frames.index(frame)])
         except OISError as exc:
             self._error(str(exc), warning=True)
             return 0

@@ -78,6 +78,18 @@ class BoxPrompt:
         """The same box with its origin moved by (``dy``, ``dx``), e.g. into a crop."""
         return BoxPrompt(self.y0 + dy, self.x0 + dx, self.y1 + dy, self.x1 + dx)
 
+    def grown(self, fraction: float, shape: tuple[int, int], min_px: float = 2.0) -> "BoxPrompt":
+        """The box grown on each side by ``fraction`` of its height/width (at least ``min_px``),
+        clipped to a frame of ``shape``."""
+        dy, dx = max(min_px, fraction * self.height), max(min_px, fraction * self.width)
+        return clip_box(BoxPrompt(self.y0 - dy, self.x0 - dx, self.y1 + dy, self.x1 + dx), *shape)
+
+    def in_view(self, origin: tuple[int, int], shape: tuple[int, int]) -> "BoxPrompt | None":
+        """The part of the box on a view of ``shape`` (e.g. a crop) whose top-left pixel is
+        the frame's ``origin`` (y, x), in the view's pixels; None when they do not meet."""
+        view = clip_box(self.shifted(-origin[0], -origin[1]), *shape)
+        return view if view.height > 0 and view.width > 0 else None
+
 
 def validate_box(box: BoxPrompt, height: int, width: int) -> None:
     """Raise :class:`InputError` with a readable message if ``box`` is not a usable prompt.

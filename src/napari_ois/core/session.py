@@ -259,6 +259,25 @@ class AnnotationSession(MultiObjectRuns, TrackQuality):
             self.push_action(action)
         return prediction
 
+    def set_keyframes_from_labels(self, plane_of_frame: Callable[[int], np.ndarray]) -> int:
+        """Every frame whose labels plane holds non-zero ids becomes a keyframe of each id in it.
+
+        Parameters
+        ----------
+        plane_of_frame : callable
+            ``plane_of_frame(frame)`` -> (Y, X) integer labels of that frame (a keyframes
+            file read frame by frame, another Labels layer, ...).
+
+        Returns the number of (object, frame) keyframes set, one undo step each.
+        """
+        count = 0
+        for frame in range(self.frames.n_frames):
+            plane = np.asarray(plane_of_frame(frame))
+            for object_id in np.unique(plane[plane > 0]):
+                self.set_keyframe_mask(int(object_id), frame, plane == object_id)
+                count += 1
+        return count
+
     def set_keyframe_mask(self, object_id: int, frame: int, mask: np.ndarray) -> None:
         """Make a given (Y, X) bool mask the object's annotation on ``frame`` (e.g. from a file)."""
         self._check_frame(frame)

@@ -147,8 +147,4 @@ class LiteMedSAMSegmenter:
             ys = [c.y for c in clicks if c.positive]
             xs = [c.x for c in clicks if c.positive]
             tight = BoxPrompt(min(ys), min(xs), max(ys) + 1, max(xs) + 1)
-        if tight is None:
-            return None
-        dy, dx = max(2.0, GROW * tight.height), max(2.0, GROW * tight.width)
-        return BoxPrompt(max(0.0, tight.y0 - dy), max(0.0, tight.x0 - dx),
-                         min(float(shape[0]), tight.y1 + dy), min(float(shape[1]), tight.x1 + dx))
+        return None if tight is None else tight.grown(GROW, shape)

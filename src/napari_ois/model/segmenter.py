@@ -106,22 +106,16 @@ BOX_MARGIN = 0.05
 
 
 def box_extent(box: BoxPrompt, clicks: Sequence[Click], shape: tuple[int, int], margin: float) -> np.ndarray:
-    """(Y, X) bool: where an object given by ``box`` may be; the box grown by ``margin`` of its
-    height/width (at least 2 px) on each side, stretched over every positive click."""
-    ys = [box.y0, box.y1] + [c.y for c in clicks if c.positive] + [c.y + 1 for c in clicks if c.positive]
-    xs = [box.x0, box.x1] + [c.x for c in clicks if c.positive] + [c.x + 1 for c in clicks if c.positive]
+    """(Y, X) bool: where an object given by ``box`` may be; the box stretched over every
+    positive click, then grown by ``margin`` of its height/width (at least 2 px) a side."""
+    positive = [c for c in clicks if c.positive]
+    ys = [box.y0, box.y1] + [c.y for c in positive] + [c.y + 1 for c in positive]
+    xs = [box.x0, box.x1] + [c.x for c in positive] + [c.x + 1 for c in positive]
+    stretched = BoxPrompt(min(ys), min(xs), max(ys), max(xs))
+    # The margin follows the box as drawn, not as stretched by a far click.
     dy, dx = max(2.0, margin * box.height), max(2.0, margin * box.width)
-    grown = clip_box(BoxPrompt(min(ys) - dy, min(xs) - dx, max(ys) + dy, max(xs) + dx), *shape)
-    return grown.mask(shape)
-
-
-def view_box_mask(box: BoxPrompt, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
-    """(h, w) bool map of a full-frame ``box`` on a view (the frame or a crop) whose
-    top-left pixel is the frame's ``origin`` (y, x); all False when they do not meet."""
-    view = box.shifted(-origin[0], -origin[1])
-    if view.y1 <= 0 or view.x1 <= 0 or view.y0 >= shape[0] or view.x0 >= shape[1]:
-        return np.zeros(shape, bool)
-    return view.mask(shape)
+    return clip_box(BoxPrompt(stretched.y0 - dy, stretched.x0 - dx, stretched.y1 + dy, stretched.x1 + dx),
+                    *shape).mask(shape)
 
 
 class OISSegmenter:
@@ -340,7 +334,8 @@ class OISSegmenter:
         if prior_full is not None:
             prompts.prior = preprocess_map(prior_full[crop], geometry).to(self.device)
         if box_prompt is not None and self.config.box_prompt:
-            inside = view_box_mask(box_prompt, (y0, x0), geometry.orig_hw)
+            view = box_prompt.in_view((y0, x0), geometry.orig_hw)
+            inside = np.zeros(geometry.orig_hw, bool) if view is None else view.mask(geometry.orig_hw)
             prompts.box_map = preprocess_map(inside.astype(np.float32), geometry).to(self.device)
         with torch.inference_mode(), autocast_for(self.device):
             logits = self.model.forward_prompt(cache, prompts, ref_prompt, add_prior=False)
@@ -464,8 +459,7 @@ class OISSegmenter:
                 and ref_embedding.geometry.orig_hw == embedding.geometry.orig_hw):
             ref = Reference(self._prior_crop_embedding(ref_embedding, box), np.asarray(reference.mask)[y0:y1, x0:x1])
         if box_prompt is not None:
-            box_prompt = clip_box(box_prompt.shifted(-y0, -x0), y1 - y0, x1 - x0)
-            box_prompt = box_prompt if box_prompt.height > 0 and box_prompt.width > 0 else None
+            box_prompt = box_prompt.in_view((y0, x0), (y1 - y0, x1 - x0))
         return self.prior.predict(self._prior_crop_embedding(embedding, box), inside, prev, ref, box_prompt)
 
     def _reference(self, embedding: OISEmbedding, reference: Reference | None,
