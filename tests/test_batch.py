@@ -75,8 +75,9 @@ def test_batch_json_manifest_on_a_given_scheduler(three_stacks):
     from distributed import LocalCluster
 
     d = three_stacks
-    runs = [{"input": f"s{i}.tif", "prompts": "p.csv", "out": f"j{i}.zarr", "direction": "forward"}
-            for i in range(2)]
+    (d / "b.csv").write_text("object_id,frame,y0,x0,y1,x1\n1,0,8,5,20,17\n")  # s1's block on frame 0
+    runs = [{"input": "s0.tif", "prompts": "p.csv", "out": "j0.zarr", "direction": "forward"},
+            {"input": "s1.tif", "boxes": "b.csv", "out": "j1.zarr", "direction": "forward"}]
     (d / "m.json").write_text(json.dumps({"runs": runs}))
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         code, out, err = _run(["batch", str(d / "m.json"), "--scheduler", cluster.scheduler_address,
@@ -85,20 +86,24 @@ def test_batch_json_manifest_on_a_given_scheduler(three_stacks):
     summary = json.loads((d / "s.json").read_text())
     assert summary["scheduler"] == cluster.scheduler_address and summary["ok"] == 2
     assert all(_zarr(d / f"j{i}.zarr").shape == (6, 32, 40) for i in range(2))
+    # The boxes row is the same run as the API's.
+    propagate_file(d / "s1.tif", d / "boxed.tif", boxes=d / "b.csv", direction="forward")
+    assert np.array_equal(_zarr(d / "j1.zarr"), tifffile.imread(d / "boxed.tif"))
+    assert _zarr(d / "j1.zarr")[5, 14, 24] == 1  # the block on the last frame
 
 
 def test_manifest_rows_that_cannot_run_are_flagged_not_fatal(tmp_path):
     (tmp_path / "m.csv").write_text("input,prompts,masks,out,direction\n"
                                     "a.tif,p.csv,,o.zarr,\n"
                                     "b.tif,p.csv,,o.zarr,\n"        # same output as row 1
-                                    "c.tif,,,c.zarr,\n"              # neither prompts nor masks
+                                    "c.tif,,,c.zarr,\n"              # no prompts, boxes or masks
                                     "d.tif,p.csv,k.tif,d.zarr,\n"   # both
                                     "e.tif,p.csv,,e.zarr,sideways\n"
                                     ",p.csv,,f.zarr,\n")
     rows = read_manifest(tmp_path / "m.csv")
     assert rows[0].problem is None and rows[0].input == str(tmp_path / "a.tif")
     assert "same output" in rows[1].problem
-    assert all("exactly one of prompts or masks" in rows[i].problem for i in (2, 3))
+    assert all("give masks, or else prompts and/or boxes" in rows[i].problem for i in (2, 3))
     assert "direction" in rows[4].problem and "needs an input" in rows[5].problem
 
 

@@ -1,6 +1,6 @@
 """``napari-ois batch``: propagate many videos/stacks listed in a manifest, one dask task per row.
 
-Each row of the manifest names an input, its prompts CSV (or keyframe masks) and a
+Each row of the manifest names an input, its prompts and/or boxes CSV (or keyframe masks) and a
 labels output (``.zarr`` recommended: written frame by frame, never held whole). Rows
 run as tasks on a dask.distributed cluster: a :class:`distributed.LocalCluster` of
 worker processes on this machine by default, or the scheduler at ``--scheduler
@@ -9,7 +9,7 @@ that fails (bad input, a crash, a worker that died) does not stop the others; th
 summary JSON gives every row's status and message.
 
 Manifest: CSV with a header, or JSON (a list of objects, or ``{"runs": [...]}``), with
-the fields ``input``, ``out``, one of ``prompts`` / ``masks``, and optionally
+the fields ``input``, ``out``, ``prompts`` and/or ``boxes`` or else ``masks``, and optionally
 ``direction`` (forward, backward, both). Relative paths are taken from the manifest's
 folder.
 """
@@ -30,7 +30,7 @@ from .core.config import DIRECTIONS, AnnotationConfig
 from .core.errors import InputError, OISError
 from .progress_bar import ProgressBar
 
-MANIFEST_FIELDS = ("input", "prompts", "masks", "out", "direction")
+MANIFEST_FIELDS = ("input", "prompts", "boxes", "masks", "out", "direction")
 
 
 @dataclass
@@ -42,6 +42,7 @@ class BatchRow:
     out: str = ""
     prompts: str | None = None
     masks: str | None = None
+    boxes: str | None = None
     direction: str | None = None
     problem: str | None = None
 
@@ -70,8 +71,8 @@ def _read_manifest_records(path: Path) -> list[dict[str, Any]]:
     except csv.Error as exc:
         raise InputError(f"manifest {path} is not a readable CSV: {exc}") from None
     missing = [f for f in ("input", "out") if f not in names]
-    if missing or not ({"prompts", "masks"} & set(names)):
-        raise InputError(f"manifest {path} needs the columns input, out and prompts and/or masks "
+    if missing or not ({"prompts", "boxes", "masks"} & set(names)):
+        raise InputError(f"manifest {path} needs the columns input, out and prompts, boxes or masks "
                          f"(got {', '.join(names) or 'no header'})")
     return records
 
@@ -99,13 +100,14 @@ def read_manifest(path: str | Path) -> list[BatchRow]:
         unknown = sorted(set(record) - set(MANIFEST_FIELDS))
         row = BatchRow(number, input=resolved(record.get("input")) or "", out=resolved(record.get("out")) or "",
                        prompts=resolved(record.get("prompts")), masks=resolved(record.get("masks")),
+                       boxes=resolved(record.get("boxes")),
                        direction=(str(record.get("direction") or "").strip() or None))
         if unknown:
             row.problem = f"unknown field(s) {', '.join(unknown)}; use {', '.join(MANIFEST_FIELDS)}"
         elif not row.input or not row.out:
             row.problem = "the row needs an input and an out"
-        elif (row.prompts is None) == (row.masks is None):
-            row.problem = "give exactly one of prompts or masks"
+        elif (row.prompts is None and row.boxes is None) == (row.masks is None):
+            row.problem = "give masks, or else prompts and/or boxes"
         elif row.direction is not None and row.direction not in DIRECTIONS:
             row.problem = f"direction must be one of {', '.join(DIRECTIONS)}, got {row.direction!r}"
         elif row.out in outputs:
@@ -132,7 +134,7 @@ def run_row(row: BatchRow, config: dict[str, Any], direction: str) -> dict[str, 
     try:
         if row.problem:
             raise InputError(row.problem)
-        summary = propagate_file(row.input, row.out, prompts=row.prompts, masks=row.masks,
+        summary = propagate_file(row.input, row.out, prompts=row.prompts, masks=row.masks, boxes=row.boxes,
                                  direction=row.direction or direction,
                                  config=AnnotationConfig(**config).validate())
         status.update(status="ok", objects=summary.objects, frames=summary.n_frames,

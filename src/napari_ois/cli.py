@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(bench)
 
     batch = _subcommand(sub, "batch", "propagate every row of a manifest as dask tasks (local or a scheduler)")
-    batch.add_argument("manifest", help="CSV or JSON: input, prompts or masks, out (.zarr), optional direction")
+    batch.add_argument("manifest", help="CSV or JSON: input, prompts and/or boxes or masks, out (.zarr), optional direction")
     batch.add_argument("--scheduler", default=None,
                        help="dask.distributed scheduler address, e.g. tcp://host:8786 (default: a LocalCluster here)")
     batch.add_argument("--workers", type=int, default=None,

@@ -46,6 +46,11 @@ class ClassicalSegmenter:
         self.border_free = 0.15
         self.rounds = 2
         self.prev_strength = 0.05
+        # A tight box's sides touch the object, so the box's outside is a poor geodesic
+        # source: at full gain everything near the sides turns background and the mask
+        # shrinks to a blob in the middle. Colour and edges decide there instead.
+        self.box_geo_scale = 0.3  # with the box alone
+        self.box_clicks_geo_scale = 1.0  # once clicks refine it
 
     # ------------------------------------------------------------------ encode
     def encode(self, image: np.ndarray) -> ClassicalEmbedding:
@@ -115,12 +120,14 @@ class ClassicalSegmenter:
         ev = Evidence.empty(shape)
         if box is not None:
             add_box(emb, box, ev, guess_shape=not seeds)
+            ev.geo_scale = self.box_clicks_geo_scale if seeds else self.box_geo_scale
         add_clicks(emb, seeds, ev)
         if ref_mask is not None:
             add_reference(emb, reference, ref_mask, ev)
         if prev is not None:
             add_prev(emb, seeds, prev, ev, self.prev_strength)
-        x = walker_segment(emb, ev, use_border=ref_mask is None, params=self)
+        # The frame's border is background only when nothing else marks it: a box does.
+        x = walker_segment(emb, ev, use_border=ref_mask is None and box is None, params=self)
         score = classical_quality(x)
         if ev.ref_here is not None:
             # Propagation: a sudden change of shape against the (moved) reference is a

@@ -1,0 +1,57 @@
+"""Box-start settings on the held-out *training* objects (never dev).
+
+Usage: python scripts/experiments/box_settings_check.py N_OBJECTS SETTING [SETTING ...]
+
+Each SETTING is ``base`` (the shipped settings), ``grabcut-cv``, ``classical`` or
+comma-separated ``key=value`` pairs: attributes of the classical prior's backend
+(``box_geo_scale=0.3``, ``box_clicks_geo_scale=0.5``, ``rounds=3``) or of the OIS
+segmenter (``box_margin=0.05``). A ``backend=classical`` pair applies them to the
+classical backend instead of the network's prior. Prints the box-first protocol's
+mIoU@1/5 and NoC@85/90/95 over 20 interactions.
+"""
+
+import sys
+import time
+
+import torch
+
+from napari_ois.core.backends import get_segmenter
+from napari_ois.evaluate.click_eval import evaluate_clicks, summarize
+from napari_ois.model.checkpoint import load_model
+from napari_ois.model.segmenter import OISSegmenter
+from napari_ois.train.trainer import TrainConfig, validation_items
+
+INTERACTIONS = 20
+
+
+def make_segmenter(setting: str, model):
+    """The segmenter a SETTING names, its attributes set."""
+    if setting in ("grabcut-cv", "classical"):
+        return get_segmenter(setting, "cpu")
+    pairs = [] if setting == "base" else [kv.split("=") for kv in setting.split(",")]
+    options = dict(pairs)
+    if options.pop("backend", "ois") == "classical":
+        segmenter = get_segmenter("classical", "cpu")
+        prior_backend = segmenter
+    else:
+        segmenter = OISSegmenter(model, "cpu")
+        prior_backend = segmenter.prior.backend
+    for key, value in options.items():
+        target = segmenter if hasattr(segmenter, key) and not hasattr(prior_backend, key) else prior_backend
+        current = getattr(target, key)
+        setattr(target, key, None if value == "none" else type(current if current is not None else 0.0)(value))
+    return segmenter
+
+
+torch.set_num_threads(1)
+n_items = int(sys.argv[1])
+items = validation_items(TrainConfig(validation_items=n_items))
+model = load_model(None, "cpu")
+for setting in sys.argv[2:]:
+    start = time.perf_counter()
+    segmenter = make_segmenter(setting, model)
+    summary = summarize(evaluate_clicks(segmenter, items, INTERACTIONS, init="box"), INTERACTIONS)
+    noc = summary["noc"]
+    print(f"{setting}: mIoU@1/5 {summary['miou_at'][0]:.3f} {summary['miou_at'][4]:.3f} "
+          f"NoC@85/90/95 {noc['85']:.2f} {noc['90']:.2f} {noc['95']:.2f} n {summary['n']} "
+          f"({time.perf_counter() - start:.0f} s)", flush=True)
