@@ -92,6 +92,24 @@ def test_backends_segment_from_a_box_and_leave_the_outside_out(backend):
     assert not refined[40, 52]
 
 
+def test_an_object_filling_its_box_to_the_frame_edge_is_kept_there():
+    """The box marks the background itself, so the frame's border is not background inside
+    it: a television filling the frame up to its corner stays whole (it used to lose the
+    rim along the edges)."""
+    from napari_ois.core.backends import get_segmenter
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:96, :96]
+    mask = (yy < 70) & (xx < 80)
+    image = 0.15 + 0.05 * rng.random((96, 96))
+    image[mask] = 0.7 + 0.05 * rng.random(int(mask.sum()))
+    image = np.repeat(image[..., None], 3, axis=-1).astype(np.float32)
+    segmenter = get_segmenter("classical")
+    predicted = segmenter.predict(segmenter.encode(image), [], None, None, box=box_of_mask(mask)).prob > 0.5
+    assert iou(mask, predicted) > 0.95
+    assert predicted[:4, :4].all() and predicted[30, :4].all()  # the corner and the left edge
+
+
 def test_ois_backend_takes_a_box(torch_one_thread):
     from napari_ois.core.backends import get_segmenter
 

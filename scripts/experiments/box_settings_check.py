@@ -4,8 +4,8 @@ Usage: python scripts/experiments/box_settings_check.py N_OBJECTS SETTING [SETTI
 
 Each SETTING is ``base`` (the shipped settings), ``grabcut-cv``, ``classical`` or
 comma-separated ``key=value`` pairs: attributes of the classical prior's backend
-(``box_geo_scale=0.3``, ``box_clicks_geo_scale=0.5``, ``rounds=3``) or of the OIS
-segmenter (``box_margin=0.05``). A ``backend=classical`` pair applies them to the
+(``rounds=3``, ``alpha=1.0``), of the OIS segmenter
+(``box_margin=0.05``) or ``prior_work_size=480`` (the prior's working grid). A ``backend=classical`` pair applies them to the
 classical backend instead of the network's prior. Prints the box-first protocol's
 mIoU@1/5 and NoC@85/90/95 over 20 interactions.
 """
@@ -18,6 +18,7 @@ import torch
 from napari_ois.core.backends import get_segmenter
 from napari_ois.evaluate.click_eval import evaluate_clicks, summarize
 from napari_ois.model.checkpoint import load_model
+from napari_ois.model.prior import ClassicalPrior
 from napari_ois.model.segmenter import OISSegmenter
 from napari_ois.train.trainer import TrainConfig, validation_items
 
@@ -35,11 +36,18 @@ def make_segmenter(setting: str, model):
         prior_backend = segmenter
     else:
         segmenter = OISSegmenter(model, "cpu")
+        if "prior_work_size" in options:
+            segmenter.prior = ClassicalPrior(int(options.pop("prior_work_size")))
         prior_backend = segmenter.prior.backend
     for key, value in options.items():
         target = segmenter if hasattr(segmenter, key) and not hasattr(prior_backend, key) else prior_backend
         current = getattr(target, key)
-        setattr(target, key, None if value == "none" else type(current if current is not None else 0.0)(value))
+        if value == "none":
+            setattr(target, key, None)
+        elif isinstance(current, bool):
+            setattr(target, key, value == "1")
+        else:
+            setattr(target, key, type(current if current is not None else 0.0)(value))
     return segmenter
 
 

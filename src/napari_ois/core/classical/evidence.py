@@ -26,8 +26,7 @@ class Evidence:
     mask or the reference mask: starting points of geodesic distances and a moderate
     pull of weight ``soft_lam`` (a map) towards their label; ``fg_hist``/``bg_hist`` are
     colour models from elsewhere (the reference frame), or None; ``shape_p`` the target of
-    the ``soft_lam`` pull; ``ref_here`` the reference mask moved onto this frame;
-    ``geo_scale`` scales the geodesic prior's gain (a box prompt weakens it).
+    the ``soft_lam`` pull; ``ref_here`` the reference mask moved onto this frame.
     """
 
     hard_fg: np.ndarray
@@ -39,7 +38,6 @@ class Evidence:
     ref_here: np.ndarray | None = None
     fg_hist: np.ndarray | None = None
     bg_hist: np.ndarray | None = None
-    geo_scale: float = 1.0
 
     @classmethod
     def empty(cls, shape: tuple[int, int]) -> "Evidence":

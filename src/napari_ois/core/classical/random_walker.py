@@ -48,7 +48,7 @@ def walker_segment(emb: ClassicalEmbedding, ev: Evidence, use_border: bool, para
     # Relative geodesic advantage in [-1, 1]: scale-free, and undecided far from all seeds.
     big = 1e6
     d_fg, d_bg = np.minimum(d_fg, big), np.minimum(d_bg, big)
-    l_geo = params.geo_gain * ev.geo_scale * (d_bg - d_fg) / (d_bg + d_fg + 1.0)
+    l_geo = params.geo_gain * (d_bg - d_fg) / (d_bg + d_fg + 1.0)
 
     p_geo = _sigmoid(l_geo)
     fg_h = joint_histogram(emb.bins, p_geo * np.exp(-np.minimum(d_fg, big) / (0.2 * size)))
