@@ -110,6 +110,40 @@ def test_an_object_filling_its_box_to_the_frame_edge_is_kept_there():
     assert predicted[:4, :4].all() and predicted[30, :4].all()  # the corner and the left edge
 
 
+def _ring_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A bright thick ring whose box's middle (a hole close to it in colour) is background:
+    the (Y, X, 3) image, the ring's mask and the hole's middle."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:96, :96]
+    radius = np.hypot(yy - 48, xx - 48)
+    mask = (radius >= 22) & (radius <= 34)
+    image = 0.45 + 0.05 * rng.random((96, 96))
+    image[mask] = 0.8 + 0.05 * rng.random(int(mask.sum()))
+    image[radius < 22] = 0.55 + 0.05 * rng.random(int((radius < 22).sum()))
+    return np.repeat(image[..., None], 3, axis=-1).astype(np.float32), mask, radius < 18
+
+
+def test_a_negative_click_releases_the_box_guess_around_it_without_wiping_the_object():
+    from napari_ois.core.classical.segmenter import ClassicalSegmenter
+
+    image, mask, hole = _ring_scene()
+    box = box_of_mask(mask)
+    after_click = {}
+    for release in (0.0, ClassicalSegmenter().box_core_release):
+        segmenter = ClassicalSegmenter()
+        segmenter.box_core_release = release
+        embedding = segmenter.encode(image)
+        alone = segmenter.predict(embedding, [], box=box).prob
+        assert (alone[hole] > 0.5).all()  # the box's guess covers the hole
+        after_click[release] = segmenter.predict(embedding, [Click(1, 0, 48, 48, False)], prev_prob=alone,
+                                                 box=box).prob > 0.5
+    kept, released = after_click.values()
+    # Kept whole, the guess holds the hole against the click beyond its own disk; released,
+    # the click takes back more of the hole, and the ring stays.
+    assert released[hole].mean() < kept[hole].mean() - 0.1
+    assert iou(mask, released) > 0.5 and released[mask].mean() > 0.9
+
+
 def test_ois_backend_takes_a_box(torch_one_thread):
     from napari_ois.core.backends import get_segmenter
 

@@ -5,11 +5,14 @@ Usage: python scripts/experiments/box_settings_check.py N_OBJECTS SETTING [SETTI
 Each SETTING is ``base`` (the shipped settings), ``grabcut-cv``, ``classical`` or
 comma-separated ``key=value`` pairs: attributes of the classical prior's backend
 (``rounds=3``, ``alpha=1.0``), of the OIS segmenter
-(``box_margin=0.05``) or ``prior_work_size=480`` (the prior's working grid). A ``backend=classical`` pair applies them to the
+(``box_margin=0.05``) ``prior_work_size=480`` (the prior's working grid) or ``image_size=320`` (the network's
+input side). A ``backend=classical`` pair applies them to the
 classical backend instead of the network's prior. Prints the box-first protocol's
 mIoU@1/5 and NoC@85/90/95 over 20 interactions.
 """
 
+import copy
+import dataclasses
 import sys
 import time
 
@@ -35,6 +38,9 @@ def make_segmenter(setting: str, model):
         segmenter = get_segmenter("classical", "cpu")
         prior_backend = segmenter
     else:
+        if "image_size" in options:  # the network's input side (trained at 256)
+            model = copy.deepcopy(model)
+            model.config = dataclasses.replace(model.config, image_size=int(options.pop("image_size")))
         segmenter = OISSegmenter(model, "cpu")
         if "prior_work_size" in options:
             segmenter.prior = ClassicalPrior(int(options.pop("prior_work_size")))

@@ -131,7 +131,9 @@ def add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.nd
     ev.bg_hist = joint_histogram(rbins, 0.2 * ~rmask + ring)
 
 
-def add_box(emb: ClassicalEmbedding, box: BoxPrompt, ev: Evidence, guess_shape: bool = True) -> None:
+def add_box(emb: ClassicalEmbedding, box: BoxPrompt, ev: Evidence, guess_shape: bool = True,
+            negatives: Sequence[tuple[int, int]] = (), release: float = 0.0,
+            previous: np.ndarray | None = None) -> None:
     """A box prompt as GrabCut's first round on the random walker.
 
     Outside the box (one working pixel of slack) is background for sure; the central half
@@ -139,7 +141,13 @@ def add_box(emb: ClassicalEmbedding, box: BoxPrompt, ev: Evidence, guess_shape: 
     come from inside the box against a ring around it. With ``guess_shape`` (the box
     alone) the ellipse is also a weak shape prior; once there are clicks that guess only
     pulls their refinement towards an ellipse (on held-out training objects, dropping it
-    then took NoC@85 from 6.10 to 5.47). Clicks overrule all of it.
+    then took NoC@85 from 6.10 to 5.47). Clicks overrule all of it, and the core is only a
+    guess: the part of it that a negative click (working-grid ``negatives``, row and
+    column) reaches within ``release`` of the grid's longest side, geodesically, is
+    dropped, or one background click could not undo a guess covering background. When
+    that leaves no core, the ``previous`` (y, x) bool mask beyond the clicks' reach takes
+    its place: without any foreground source one negative click would wipe the object
+    (callers with a positive click pass None: the click is the source).
     """
     h, w = emb.work_shape
     y0, y1, x0, x1 = box.scaled(emb.scale).pixel_bounds((h, w))
@@ -154,6 +162,12 @@ def add_box(emb: ClassicalEmbedding, box: BoxPrompt, ev: Evidence, guess_shape: 
     core = radius <= 0.25
     if not core.any():
         core[int(round(cy)), int(round(cx))] = True
+    if negatives and release > 0:
+        reached = geodesic_distance(emb, _disk_mask((h, w), list(negatives), 1.0)) <= release * max(h, w)
+        kept = core & ~reached
+        if not kept.any() and previous is not None:
+            kept = previous & ~reached & ~outside
+        core = kept if kept.any() else core
     ev.soft_fg |= core & ~ev.hard_bg
     if guess_shape:
         ev.shape_p = ellipse.astype(np.float32) if ev.shape_p is None else 0.5 * (ev.shape_p + ellipse)

@@ -46,6 +46,12 @@ class ClassicalSegmenter:
         self.border_free = 0.15
         self.rounds = 2
         self.prev_strength = 0.05
+        # A box's ellipse core is a guess of where the object is: a negative click drops the
+        # part of it within this fraction of the grid's side (geodesically). Kept whole, a
+        # core covering background held it against every negative click (held-out training
+        # objects through ois, box first: NoC@85 / @90 4.77 / 8.20 -> 3.50 / 6.67 at 0.2,
+        # 3.30 / 6.80 at 0.4).
+        self.box_core_release = 0.2
 
     # ------------------------------------------------------------------ encode
     def encode(self, image: np.ndarray) -> ClassicalEmbedding:
@@ -114,7 +120,10 @@ class ClassicalSegmenter:
 
         ev = Evidence.empty(shape)
         if box is not None:
-            add_box(emb, box, ev, guess_shape=not seeds)
+            negatives = [(r, c) for r, c, positive in seeds if not positive]
+            previous = prev > 0.5 if prev is not None and not has_pos else None
+            add_box(emb, box, ev, guess_shape=not seeds, negatives=negatives, release=self.box_core_release,
+                    previous=previous)
         add_clicks(emb, seeds, ev)
         if ref_mask is not None:
             add_reference(emb, reference, ref_mask, ev)
