@@ -146,8 +146,8 @@ def add_box(emb: ClassicalEmbedding, box: BoxPrompt, ev: Evidence, guess_shape: 
     column) reaches within ``release`` of the grid's longest side, geodesically, is
     dropped, or one background click could not undo a guess covering background. When
     that leaves no core, the ``previous`` (y, x) bool mask beyond the clicks' reach takes
-    its place: without any foreground source one negative click would wipe the object
-    (callers with a positive click pass None: the click is the source).
+    its place (the caller passes it when no click is positive): without any foreground
+    source one negative click would wipe the object. Failing both, the whole core stays.
     """
     h, w = emb.work_shape
     y0, y1, x0, x1 = box.scaled(emb.scale).pixel_bounds((h, w))
