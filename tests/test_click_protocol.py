@@ -3,7 +3,7 @@
 import numpy as np
 
 from napari_ois.core.click_simulator import iou, next_click
-from napari_ois.evaluate.click_eval import InstanceResult, summarize
+from napari_ois.evaluate.click_eval import InstanceResult, paired_noc, summarize
 
 
 def square(shape=(21, 21), top=5, left=5, size=11):
@@ -91,3 +91,15 @@ def test_summary_metrics_by_hand():
     assert s["nof"] == {"85": 1, "90": 1, "95": 1}  # success on click 20 still counts as NoF
     assert np.isclose(s["miou_at"][0], 0.35) and np.isclose(s["miou_at"][19], 0.93)
     assert np.isclose(s["spc_s"], 6.0 / 40) and s["encode_s"] == 1.0 and s["n"] == 2
+
+
+def test_paired_noc_compares_two_runs_object_by_object():
+    run = {"per_item_noc": {"a": {"90": 1}, "b": {"90": 5}, "c": {"90": 20}, "only_here": {"90": 1}}}
+    baseline = {"per_item_noc": {"a": {"90": 4}, "b": {"90": 5}, "c": {"90": 8}}}
+    mean, se, fewer, more, same = paired_noc(run, baseline, "90")
+    # Differences over the shared objects a, b, c: -3, 0, +12.
+    assert mean == 3.0
+    assert se == np.std([-3.0, 0.0, 12.0], ddof=1) / np.sqrt(3)
+    assert (fewer, more, same) == (1, 1, 1)
+    # Runs written before per-object counts existed cannot be paired.
+    assert paired_noc({"per_item": {}}, baseline, "90") is None

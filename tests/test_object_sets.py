@@ -200,6 +200,12 @@ def test_eval_clicks_reads_a_coco_json(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["n"] == 4 and sorted(result["per_item"]) == ["photo20#2001", "photo20#2002", "photo21#2101",
                                                                "photo21#2102"]
+    # Each object's own click counts, from the exact IoUs, average to the summary's NoC.
+    assert sorted(result["per_item_noc"]) == sorted(result["per_item"])
+    for key in ("85", "90", "95"):
+        counts = [result["per_item_noc"][name][key] for name in result["per_item"]]
+        assert all(1 <= k <= 2 for k in counts)
+        assert np.mean(counts) == pytest.approx(result["noc"][key])
 
 
 def test_negative_label_ids_are_refused(tmp_path):

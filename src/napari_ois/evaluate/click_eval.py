@@ -124,3 +124,25 @@ def summarize(results: list[InstanceResult], max_clicks: int = 20) -> dict:
         "spc_s": float(sum(r.seconds for r in results) / max(total_clicks, 1)),
         "encode_s": float(np.mean([r.encode_s for r in results if r.encode_s > 0] or [0.0])),
     }
+
+
+def paired_noc(run: dict, baseline: dict, key: str) -> tuple[float, float, int, int, int] | None:
+    """Per-object NoC difference ``run`` - ``baseline`` at threshold ``key`` ("85", "90", "95").
+
+    ``run`` and ``baseline`` are ``eval clicks`` JSON payloads of the same objects; the
+    standard error is that of the mean of the paired differences (its spread over the
+    objects / sqrt(n)), the yardstick for whether one backend's NoC lead is more than noise.
+
+    Returns
+    -------
+    tuple or None
+        (mean difference, its standard error, objects where ``run`` took fewer clicks, more,
+        as many); None when either run lacks ``per_item_noc`` or they share no object.
+    """
+    a, b = run.get("per_item_noc"), baseline.get("per_item_noc")
+    names = sorted(set(a) & set(b)) if a and b else []
+    if not names:
+        return None
+    diff = np.array([a[n][key] - b[n][key] for n in names], dtype=float)
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+    return float(diff.mean()), se, int((diff < 0).sum()), int((diff > 0).sum()), int((diff == 0).sum())

@@ -65,7 +65,11 @@ def run_eval_clicks(
         results = evaluate_clicks(segmenter, items, max_clicks, on_item=progress, init=init)
     payload = {"backend": backend, "checkpoint": checkpoint, "dataset": str(root), "format": fmt,
                "max_clicks": max_clicks, "init": init, **summarize(results, max_clicks),
-               "per_item": {r.name: [round(v, 4) for v in r.ious] for r in results}}
+               "per_item": {r.name: [round(v, 4) for v in r.ious] for r in results},
+               # From the exact IoUs: the rounded ones above can put an object a click early or
+               # late, and paired comparisons of two backends need each object's own count.
+               "per_item_noc": {r.name: {key: r.noc(float(key) / 100, max_clicks) for key in ("85", "90", "95")}
+                                for r in results}}
     _write_json(payload, json_path)
     plot = plot_path or _default_plot(json_path, ".png")
     if plot:
