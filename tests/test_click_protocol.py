@@ -99,7 +99,7 @@ def test_paired_noc_compares_two_runs_object_by_object():
     mean, se, fewer, more, same = paired_noc(run, baseline, "90")
     # Differences over the shared objects a, b, c: -3, 0, +12.
     assert mean == 3.0
-    assert se == np.std([-3.0, 0.0, 12.0], ddof=1) / np.sqrt(3)
+    assert np.isclose(se, np.std([-3.0, 0.0, 12.0], ddof=1) / np.sqrt(3))
     assert (fewer, more, same) == (1, 1, 1)
     # Runs written before per-object counts existed cannot be paired.
     assert paired_noc({"per_item": {}}, baseline, "90") is None
