@@ -24,6 +24,7 @@ from ..datasets.layouts import InstanceItem
 
 EVAL_THRESHOLD = 0.49  # the protocol's probability threshold
 IOU_TARGETS = (0.85, 0.90, 0.95)
+TARGET_KEYS = {0.85: "85", 0.90: "90", 0.95: "95"}  # how the JSON names each target
 INIT_PROMPTS = ("click", "box")  # what the simulated user gives first
 
 
@@ -113,17 +114,21 @@ def summarize(results: list[InstanceResult], max_clicks: int = 20) -> dict:
     """The contract's metrics: NoC/NoF at 85/90/95, mIoU after 1..max_clicks, SPC, encode time."""
     ious = np.array([r.ious for r in results])
     nocs = {t: np.array([r.noc(t, max_clicks) for r in results]) for t in IOU_TARGETS}
-    key = {0.85: "85", 0.90: "90", 0.95: "95"}
     total_clicks = ious.size
     return {
         "n": len(results),
-        "noc": {key[t]: float(v.mean()) for t, v in nocs.items()},
+        "noc": {TARGET_KEYS[t]: float(v.mean()) for t, v in nocs.items()},
         # NoF counts objects whose NoC hit the limit (success on the last click included).
-        "nof": {key[t]: int((v >= max_clicks).sum()) for t, v in nocs.items()},
+        "nof": {TARGET_KEYS[t]: int((v >= max_clicks).sum()) for t, v in nocs.items()},
         "miou_at": [float(x) for x in ious.mean(axis=0)],
         "spc_s": float(sum(r.seconds for r in results) / max(total_clicks, 1)),
         "encode_s": float(np.mean([r.encode_s for r in results if r.encode_s > 0] or [0.0])),
     }
+
+
+def item_nocs(result: InstanceResult, max_clicks: int = 20) -> dict[str, int]:
+    """One object's NoC at each target, keyed as the JSON keys them ("85", "90", "95")."""
+    return {TARGET_KEYS[t]: result.noc(t, max_clicks) for t in IOU_TARGETS}
 
 
 def paired_noc(run: dict, baseline: dict, key: str) -> tuple[float, float, int, int, int] | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..core.backends import DEFAULT_BACKEND, get_segmenter
 from ..progress_bar import ProgressBar
-from .click_eval import evaluate_clicks, summarize
+from .click_eval import evaluate_clicks, item_nocs, summarize
 from ..datasets.loaders import load_click_items, load_sequences
 from .plots import plot_frame_j, plot_miou_curves
 from .propagation_eval import evaluate_sequence, summarize_sequences
@@ -68,8 +68,7 @@ def run_eval_clicks(
                "per_item": {r.name: [round(v, 4) for v in r.ious] for r in results},
                # From the exact IoUs: the rounded ones above can put an object a click early or
                # late, and paired comparisons of two backends need each object's own count.
-               "per_item_noc": {r.name: {key: r.noc(float(key) / 100, max_clicks) for key in ("85", "90", "95")}
-                                for r in results}}
+               "per_item_noc": {r.name: item_nocs(r, max_clicks) for r in results}}
     _write_json(payload, json_path)
     plot = plot_path or _default_plot(json_path, ".png")
     if plot:
