@@ -131,6 +131,7 @@ def test_a_negative_click_releases_the_box_guess_around_it_without_wiping_the_ob
     after_click = {}
     for release in (0.0, ClassicalSegmenter().box_core_release):
         segmenter = ClassicalSegmenter()
+        segmenter.box_core_by_colour = False  # the ellipse's middle is the guess released here
         segmenter.box_core_release = release
         embedding = segmenter.encode(image)
         alone = segmenter.predict(embedding, [], box=box).prob
@@ -142,6 +143,65 @@ def test_a_negative_click_releases_the_box_guess_around_it_without_wiping_the_ob
     # the click takes back more of the hole, and the ring stays.
     assert released[hole].mean() < kept[hole].mean() - 0.1
     assert iou(mask, released) > 0.5 and released[mask].mean() > 0.9
+
+
+def _u_scene(colour: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A U whose box's middle is background open to the frame above it, as between a
+    giraffe's legs: the (Y, X, 3) image (a reddish U on green, or the same in gray), the
+    U's mask and the middle of its gap."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:96, :96]
+    square = (yy >= 16) & (yy < 80) & (xx >= 16) & (xx < 80)
+    mask = square & ~((yy < 64) & (xx >= 32) & (xx < 64))
+    image = np.empty((96, 96, 3), np.float32)
+    image[:] = (0.2, 0.45, 0.25) if colour else 0.2
+    image[mask] = (0.8, 0.35, 0.3) if colour else 0.8
+    image += 0.05 * rng.random((96, 96, 1)).astype(np.float32)
+    gap = (yy >= 24) & (yy < 60) & (xx >= 36) & (xx < 60)
+    return image, mask, gap
+
+
+def _box_core_and_mask(image: np.ndarray, box: BoxPrompt, by_colour: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The classical backend's box core ((Y, X) bool; the working grid is the frame up to
+    320 px) and its mask from the box alone, with the core by colour on or off."""
+    from napari_ois.core.classical.evidence import Evidence, add_box
+    from napari_ois.core.classical.segmenter import ClassicalSegmenter
+
+    segmenter = ClassicalSegmenter()
+    segmenter.box_core_by_colour = by_colour
+    embedding = segmenter.encode(image)
+    evidence = Evidence.empty(embedding.work_shape)
+    add_box(embedding, box, evidence, core_by_colour=by_colour)
+    return evidence.soft_fg, segmenter.predict(embedding, [], box=box).prob > 0.5
+
+
+def test_the_box_core_chosen_by_colour_leaves_a_background_middle_out():
+    """The ellipse core guesses that the box's middle is the object; the colour core (the
+    ellipse's pixels most typical of the box against the ring outside it) lands on the U,
+    so the box alone leaves the gap out."""
+    image, mask, gap = _u_scene()
+    box = box_of_mask(mask)
+    ellipse_core, ellipse_mask = _box_core_and_mask(image, box, by_colour=False)
+    colour_core, colour_mask = _box_core_and_mask(image, box, by_colour=True)
+    assert ellipse_core.any() and not ellipse_core[mask].any()  # all of it in the gap
+    assert colour_core.any() and not colour_core[~mask].any()  # all of it on the U
+    assert ellipse_mask[gap].all() and not colour_mask[gap].any()
+    assert iou(mask, colour_mask) > 0.95 and iou(mask, ellipse_mask) < 0.6
+
+
+@pytest.mark.parametrize("image", [
+    np.full((64, 64, 3), 0.5, np.float32),  # one colour: nothing favours the box
+    _u_scene(colour=False)[0][16:80, 16:80],  # gray: brightness alone, as nuclei
+], ids=["uniform", "gray"])
+def test_the_box_core_falls_back_to_the_ellipse_without_colour_to_go_by(image):
+    """A box of one colour, or on a gray frame, keeps the ellipse's middle as its core:
+    the box is still a prompt, and gray data (where a nucleus and its neighbours share
+    their brightness) gets the ellipse guess it was tuned with."""
+    box = BoxPrompt(8, 8, 56, 56)
+    colour_core, _ = _box_core_and_mask(image, box, by_colour=True)
+    ellipse_core, mask = _box_core_and_mask(image, box, by_colour=False)
+    assert ellipse_core.any() and np.array_equal(colour_core, ellipse_core)
+    assert mask[32, 32]  # the middle, as the ellipse guesses
 
 
 def test_ois_backend_takes_a_box(torch_one_thread):

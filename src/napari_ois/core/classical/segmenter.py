@@ -52,6 +52,10 @@ class ClassicalSegmenter:
         # objects through ois, box first: NoC@85 / @90 4.77 / 8.20 -> 3.50 / 6.67 at 0.2,
         # 3.30 / 6.80 at 0.4).
         self.box_core_release = 0.2
+        # A box's core is chosen by colour within the box's ellipse, not the ellipse's middle
+        # (see add_box): on 115 training objects through ois, box first, mIoU@1 0.753 -> 0.775
+        # and NoC@90 7.69 -> 7.41; through this backend alone 0.751 -> 0.784 and 10.32 -> 8.77.
+        self.box_core_by_colour = True
 
     # ------------------------------------------------------------------ encode
     def encode(self, image: np.ndarray) -> ClassicalEmbedding:
@@ -123,7 +127,7 @@ class ClassicalSegmenter:
             negatives = [(r, c) for r, c, positive in seeds if not positive]
             previous = prev > 0.5 if prev is not None and not has_pos else None
             add_box(emb, box, ev, guess_shape=not seeds, negatives=negatives, release=self.box_core_release,
-                    previous=previous)
+                    previous=previous, core_by_colour=self.box_core_by_colour)
         add_clicks(emb, seeds, ev)
         if ref_mask is not None:
             add_reference(emb, reference, ref_mask, ev)
