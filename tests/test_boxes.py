@@ -190,7 +190,7 @@ def test_the_box_core_chosen_by_colour_leaves_a_background_middle_out():
 
 
 @pytest.mark.parametrize("image", [
-    np.full((64, 64, 3), 0.5, np.float32),  # one colour: nothing favours the box
+    np.full((64, 64, 3), (0.6, 0.3, 0.2), np.float32),  # one colour: nothing favours the box
     _u_scene(colour=False)[0][16:80, 16:80],  # gray: brightness alone, as nuclei
 ], ids=["uniform", "gray"])
 def test_the_box_core_falls_back_to_the_ellipse_without_colour_to_go_by(image):

@@ -139,8 +139,9 @@ def add_box(emb: ClassicalEmbedding, box: BoxPrompt, ev: Evidence, guess_shape: 
     Outside the box (one working pixel of slack) is background for sure; a core inside it
     is a geodesic source of foreground; colour models come from inside the box against a
     ring around it. The core is the central half of the ellipse inscribed in the box, or
-    with ``core_by_colour`` the pixels of that ellipse whose colour is most typical of the
-    box against the ring (:func:`_colour_core`). With ``guess_shape`` (the box alone) and
+    with ``core_by_colour``, where the box holds colour (:func:`_has_colour`), the pixels
+    of that ellipse whose colour is most typical of the box against the ring
+    (:func:`_colour_core`). With ``guess_shape`` (the box alone) and
     the ellipse core, the ellipse is also a weak shape prior; once there are clicks that
     guess only pulls their refinement towards an ellipse (on held-out training objects,
     dropping it then took NoC@85 from 6.10 to 5.47). Clicks overrule all of it, and the

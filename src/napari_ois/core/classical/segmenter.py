@@ -52,9 +52,10 @@ class ClassicalSegmenter:
         # objects through ois, box first: NoC@85 / @90 4.77 / 8.20 -> 3.50 / 6.67 at 0.2,
         # 3.30 / 6.80 at 0.4).
         self.box_core_release = 0.2
-        # A box's core is chosen by colour within the box's ellipse, not the ellipse's middle
-        # (see add_box): on 115 training objects through ois, box first, mIoU@1 0.753 -> 0.775
-        # and NoC@90 7.69 -> 7.41; through this backend alone 0.751 -> 0.784 and 10.32 -> 8.77.
+        # A box's core is chosen by colour within the box's ellipse, not the ellipse's middle,
+        # on frames with colour (see add_box): on 115 training objects through ois, box first,
+        # mIoU@1 0.753 -> 0.776 and NoC@90 7.69 -> 7.37; through this backend alone (colour
+        # core on every frame) 0.751 -> 0.784 and 10.32 -> 8.77.
         self.box_core_by_colour = True
 
     # ------------------------------------------------------------------ encode
