@@ -131,6 +131,21 @@ def add_reference(emb: ClassicalEmbedding, reference: Reference, ref_mask: np.nd
     ev.bg_hist = joint_histogram(rbins, 0.2 * ~rmask + ring)
 
 
+# The colour core keeps the ellipse's pixels in the top 40 % of the box's colour
+# log-likelihood ratio (the top half did no better on training objects), and only those at
+# or above COLOUR_CORE_MIN_RATIO: a box whose colours all look like the ring gets the
+# ellipse core instead.
+COLOUR_CORE_QUANTILE = 0.6
+COLOUR_CORE_MIN_RATIO = 0.5
+COLOUR_CORE_ROUNDS = 2
+# Chroma (the hypot of Lab's a and b, in the embedding's units of 100) above which a box
+# counts as holding colour. Gray data has none: there the box-against-ring contrast is
+# brightness alone, which a nucleus shares with its neighbours in the ring, and the colour
+# core lost to the ellipse on procedural fluorescence nuclei (done by the box alone 15 %
+# against 33 %).
+COLOUR_CORE_MIN_CHROMA = 0.03
+
+
 def add_box(emb: ClassicalEmbedding, box: BoxPrompt, ev: Evidence, guess_shape: bool = True,
             negatives: Sequence[tuple[int, int]] = (), release: float = 0.0,
             previous: np.ndarray | None = None, core_by_colour: bool = False) -> None:
@@ -155,8 +170,9 @@ def add_box(emb: ClassicalEmbedding, box: BoxPrompt, ev: Evidence, guess_shape: 
     """
     h, w = emb.work_shape
     y0, y1, x0, x1 = box.scaled(emb.scale).pixel_bounds((h, w))
+    in_box = (slice(max(0, y0 - 1), y1 + 1), slice(max(0, x0 - 1), x1 + 1))
     outside = np.ones((h, w), bool)
-    outside[max(0, y0 - 1): y1 + 1, max(0, x0 - 1): x1 + 1] = False
+    outside[in_box] = False
     ev.hard_bg |= outside & ~ev.hard_fg
     yy, xx = np.ogrid[:h, :w]
     cy, cx = (y0 + y1 - 1) / 2.0, (x0 + x1 - 1) / 2.0
@@ -167,7 +183,7 @@ def add_box(emb: ClassicalEmbedding, box: BoxPrompt, ev: Evidence, guess_shape: 
     ring = outside & (ndi.distance_transform_edt(outside) <= band)
     bg_hist = joint_histogram(emb.bins, 0.2 * outside + ring)
     core, fg_hist = None, None
-    if core_by_colour and _has_colour(emb.lab, ~outside):
+    if core_by_colour and _has_colour(emb.lab[in_box]):
         core, fg_hist = _colour_core(emb.bins, ~outside & ellipse, ~outside, bg_hist)
     shape_guess = guess_shape and core is None
     if core is None:
@@ -189,25 +205,10 @@ def add_box(emb: ClassicalEmbedding, box: BoxPrompt, ev: Evidence, guess_shape: 
     ev.bg_hist = bg_hist
 
 
-# The colour core keeps the ellipse's pixels in the top 40 % of the box's colour
-# log-likelihood ratio (the top half did no better on training objects), and only those at
-# or above COLOUR_CORE_MIN_RATIO: a box whose colours all look like the ring gets the
-# ellipse core instead.
-COLOUR_CORE_QUANTILE = 0.6
-COLOUR_CORE_MIN_RATIO = 0.5
-COLOUR_CORE_ROUNDS = 2
-# Chroma (the hypot of Lab's a and b, in the embedding's units of 100) above which a box
-# counts as holding colour. Gray data has none: there the box-against-ring contrast is
-# brightness alone, which a nucleus shares with its neighbours in the ring, and the colour
-# core lost to the ellipse on procedural fluorescence nuclei (done by the box alone 15 %
-# against 33 %).
-COLOUR_CORE_MIN_CHROMA = 0.03
-
-
-def _has_colour(lab: np.ndarray, where: np.ndarray) -> bool:
-    """Whether the (y, x, 3) Lab pixels ``where`` ((y, x) bool) hold colour, not only gray:
-    a tenth of them at least at :data:`COLOUR_CORE_MIN_CHROMA`."""
-    chroma = np.hypot(lab[..., 1], lab[..., 2])[where]
+def _has_colour(lab: np.ndarray) -> bool:
+    """Whether (y, x, 3) Lab pixels hold colour, not only gray: a tenth of them at least at
+    :data:`COLOUR_CORE_MIN_CHROMA`."""
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
     return chroma.size > 0 and float(np.quantile(chroma, 0.9)) >= COLOUR_CORE_MIN_CHROMA
 
 
